@@ -1,0 +1,1 @@
+//! Loom models of Weft primitives; the models are in `tests/`.

@@ -1,0 +1,44 @@
+//! Weft: production-grade concurrency patterns, one crate per pattern.
+//!
+//! This umbrella crate re-exports each pattern crate behind a cargo feature of the same
+//! name, so `weft = { version = "0.1", features = ["lockfree"] }` gives `weft::lockfree`.
+//! Depending on a single pattern crate (`weft-lockfree`, ...) directly works just as well.
+//!
+//! | feature | module | crate |
+//! |---|---|---|
+//! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
+//! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
+//! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
+//!
+//! ```
+//! # #[cfg(feature = "lockfree")] {
+//! let q = weft::lockfree::ArrayQueue::new(2).unwrap();
+//! q.push(1).unwrap();
+//! assert_eq!(q.pop(), Some(1));
+//! # }
+//! ```
+
+#![forbid(unsafe_code)]
+#![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "lockfree")]
+#[doc(inline)]
+pub use weft_lockfree as lockfree;
+
+#[cfg(feature = "sync")]
+#[doc(inline)]
+pub use weft_sync as sync;
+
+#[cfg(feature = "time")]
+#[doc(inline)]
+pub use weft_time as time;
+
+/// The teaching book in `docs/src`, compiled here so that every Rust snippet in it is
+/// built and run by `cargo test` (`cargo xtask test`).
+#[cfg(doctest)]
+pub mod book {
+    #[doc = include_str!("../docs/src/introduction.md")]
+    pub struct Introduction;
+    #[doc = include_str!("../docs/src/lockfree.md")]
+    pub struct Lockfree;
+}
