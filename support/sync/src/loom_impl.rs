@@ -176,13 +176,30 @@ impl Backoff {
 }
 
 pub(crate) mod thread {
-    use std::hash::{Hash, Hasher};
+    use std::cell::Cell;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
     pub use loom::thread::{JoinHandle, spawn, yield_now};
 
+    // Loom replays each execution and requires every run to make the same choices, so the
+    // index must not depend on anything that changes between executions (loom's thread ids
+    // do). A per-execution counter (loom resets `lazy_static`s for each execution) handed
+    // out in first-use order is deterministic. It is a plain std atomic on purpose: it is
+    // bookkeeping of the facade, not state under test, and must add no branches to models.
+    loom::lazy_static! {
+        static ref NEXT: AtomicUsize = AtomicUsize::new(0);
+    }
+
+    loom::thread_local! {
+        static INDEX: Cell<usize> = Cell::new(usize::MAX);
+    }
+
     pub(crate) fn index() -> usize {
-        let mut h = std::hash::DefaultHasher::new();
-        loom::thread::current().id().hash(&mut h);
-        (h.finish() as usize) & (usize::MAX >> 1)
+        INDEX.with(|i| {
+            if i.get() == usize::MAX {
+                i.set(NEXT.fetch_add(1, Ordering::Relaxed));
+            }
+            i.get()
+        })
     }
 }
