@@ -1,1 +1,272 @@
-fn main() {}
+//! `cargo xtask <task>`: Weft's project automation, in plain std Rust.
+//!
+//! The alias in `.cargo/config.toml` makes `cargo xtask ...` mean
+//! `cargo run --quiet --package xtask -- ...`. Tasks:
+//!
+//! - `test [--skip STEP,...]`: the one test command CI runs (`.ci/run`): `fmt`, `clippy`,
+//!   `test`, `loom`, `valgrind`, `doc`, in that order, stopping at the first failure
+//!   (see [`test`]).
+//! - `loom [-- ARGS]`: only the loom models, in their own target directory.
+//! - `valgrind`: only the valgrind memcheck run over the test binaries of the crates
+//!   that contain `unsafe` code.
+//! - `bench-report`: turns criterion's output under `target/criterion` into
+//!   `BENCHMARKS.md` (see [`bench_report`]).
+//! - `help`: the task list.
+//!
+//! # Benchmark naming conventions
+//!
+//! `bench-report` reads criterion's ids, so every bench in `benches/` names them like this:
+//!
+//! - the **group id** is `<pattern>/<workload>`, e.g. `lockfree/mpmc_2p2c`: the pattern
+//!   picks the `## <pattern>` section of `BENCHMARKS.md`, the workload the table row
+//!   (a group id without `/` is a pattern with the single workload `default`);
+//! - the **function id** is the implementation: ours is exactly `weft`, anything else is
+//!   a peer and is shown under the name given, e.g. `crossbeam::ArrayQueue`
+//!   (a bench without a function id shows as `(unnamed)`);
+//! - a **value** (`BenchmarkId::new("weft", 1000)`) is a parameter appended to the
+//!   workload: `mpmc_2p2c/1000`;
+//! - set a `Throughput` (`Elements` or `Bytes`) on the group so the table shows rates and
+//!   the ratio compares throughput; without one the ratio compares median times.
+//!
+//! Example: `group = c.benchmark_group("lockfree/mpmc_2p2c")`,
+//! `group.throughput(Throughput::Elements(N))`, then `group.bench_function("weft", ..)`
+//! and `group.bench_function("crossbeam::ArrayQueue", ..)`.
+
+#![forbid(unsafe_code)]
+
+mod bench_report;
+mod test;
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+/// The task list printed by `cargo xtask help`, by `cargo xtask` without arguments and
+/// after an unknown task.
+const HELP: &str = "\
+cargo xtask <task> [options]: Weft project automation
+
+Tasks:
+  test [--skip STEP[,STEP...]]
+        The full test command (what .ci/run and CI run). Steps, in order, stopping at
+        the first failure:
+          fmt       cargo fmt --all --check
+          clippy    cargo clippy --workspace --all-targets -- -D warnings
+          test      cargo test --workspace   (unit, integration and doc tests)
+          loom      cargo test -p weft-loom-tests --release, with
+                    RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom\",
+                    CARGO_TARGET_DIR=target/loom, LOOM_MAX_PREEMPTIONS=2 (unless set)
+          valgrind  valgrind memcheck over the test binaries of the crates with unsafe
+                    code (WEFT_VALGRIND=1 lets tests scale down their counts)
+          doc       cargo doc --workspace --no-deps, with RUSTDOCFLAGS=\"-D warnings\"
+        --skip leaves out the named steps, for local iteration only, e.g.
+          cargo xtask test --skip loom,valgrind
+        The default runs every step.
+  loom [-- ARGS...]
+        Only the loom step. ARGS go to `cargo test`, e.g. a test filter:
+          cargo xtask loom -- mpmc
+  valgrind
+        Only the valgrind step (needs valgrind: run .ci/run or apt-get install valgrind).
+  bench-report
+        Read criterion's output of `cargo bench` (target/criterion, or
+        $CARGO_TARGET_DIR/criterion, or $CRITERION_HOME) and write BENCHMARKS.md: one
+        table per pattern, Weft vs each peer, with the ratio. Sections of patterns that
+        have no data in this run are kept from the previous BENCHMARKS.md.
+        Bench ids: group `<pattern>/<workload>`, function `weft` (ours) or the peer's name.
+  help
+        This text.
+";
+
+/// Parses the command line, runs the requested task and turns its outcome into the
+/// process exit code (0 on success, 1 on failure, 2 on a usage error).
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some((task, rest)) = args.split_first() else {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    };
+    if rest.iter().any(|a| a == "-h" || a == "--help") && task != "loom" {
+        print!("{HELP}");
+        return ExitCode::SUCCESS;
+    }
+    let root = workspace_root();
+    let outcome = match task.as_str() {
+        "help" | "-h" | "--help" => {
+            print!("{HELP}");
+            Ok(())
+        }
+        "test" => match test::parse_skip(rest) {
+            Ok(skip) => test::run_all(&root, &skip),
+            Err(message) => return usage_error(&message),
+        },
+        "loom" => test::run_single(&root, test::Step::Loom, strip_separator(rest)),
+        "valgrind" => {
+            if !rest.is_empty() {
+                return usage_error("`cargo xtask valgrind` takes no arguments");
+            }
+            test::run_single(&root, test::Step::Valgrind, &[])
+        }
+        "bench-report" => {
+            if !rest.is_empty() {
+                return usage_error("`cargo xtask bench-report` takes no arguments");
+            }
+            bench_report::run(&root)
+        }
+        other => return usage_error(&format!("unknown task `{other}`")),
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("[xtask] error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Reports a command-line mistake, points at the help, and returns exit code 2.
+fn usage_error(message: &str) -> ExitCode {
+    eprintln!("[xtask] error: {message} (see `cargo xtask help`)");
+    ExitCode::from(2)
+}
+
+/// Drops a leading `--` from pass-through arguments, so `cargo xtask loom -- filter`
+/// and `cargo xtask loom filter` both hand `filter` to `cargo test`.
+fn strip_separator(args: &[String]) -> &[String] {
+    match args.split_first() {
+        Some((first, rest)) if first == "--" => rest,
+        _ => args,
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest_dir.parent().unwrap_or(manifest_dir).to_path_buf()
+}
+
+/// The cargo target directory: `$CARGO_TARGET_DIR` if set (relative paths taken from the
+/// current directory, as cargo does), else `<workspace>/target`.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir()
+                    .map(|cwd| cwd.join(&dir))
+                    .unwrap_or(dir)
+            }
+        }
+        _ => root.join("target"),
+    }
+}
+
+/// A `Command` for the cargo that runs this xtask (`$CARGO`, falling back to `cargo` on
+/// `PATH`), started in the workspace root.
+fn cargo(root: &Path) -> Command {
+    let program = std::env::var_os("CARGO").unwrap_or_else(|| OsString::from("cargo"));
+    let mut command = Command::new(program);
+    command.current_dir(root);
+    command
+}
+
+/// Renders a command as a shell-like line for logs: the environment variables it sets,
+/// then `cargo` (not the full path of `$CARGO`) or the program, then its arguments.
+fn display_command(command: &Command) -> String {
+    let mut parts = Vec::new();
+    for (key, value) in command.get_envs() {
+        if let Some(value) = value {
+            parts.push(format!(
+                "{}={}",
+                key.to_string_lossy(),
+                shell_quote(&value.to_string_lossy())
+            ));
+        }
+    }
+    let program = Path::new(command.get_program());
+    let is_cargo = program
+        .file_stem()
+        .is_some_and(|stem| stem.eq_ignore_ascii_case("cargo"));
+    parts.push(if is_cargo {
+        "cargo".to_owned()
+    } else {
+        program.to_string_lossy().into_owned()
+    });
+    parts.extend(
+        command
+            .get_args()
+            .map(|arg| shell_quote(&arg.to_string_lossy())),
+    );
+    parts.join(" ")
+}
+
+/// Quotes a word for display if it holds characters a shell would split or expand.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c));
+    if plain {
+        word.to_owned()
+    } else {
+        format!("\"{}\"", word.replace('\\', "\\\\").replace('"', "\\\""))
+    }
+}
+
+/// A fresh temporary directory for tests, removed (with its contents) on drop.
+#[cfg(test)]
+#[derive(Debug)]
+pub(crate) struct TempDir(pub(crate) PathBuf);
+
+#[cfg(test)]
+impl TempDir {
+    /// Creates an empty directory under the system temp dir, unique per process and call.
+    pub(crate) fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("xtask-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+#[cfg(test)]
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn separator_is_dropped_only_in_front() {
+        let args = vec!["--".to_owned(), "filter".to_owned(), "--".to_owned()];
+        assert_eq!(strip_separator(&args), &args[1..]);
+        let args = vec!["filter".to_owned()];
+        assert_eq!(strip_separator(&args), &args[..]);
+    }
+
+    #[test]
+    fn commands_display_env_and_quoted_args() {
+        let mut command = Command::new("/home/u/.cargo/bin/cargo");
+        command
+            .env("RUSTFLAGS", "--cfg loom")
+            .args(["test", "-p", "weft-loom-tests"]);
+        assert_eq!(
+            display_command(&command),
+            "RUSTFLAGS=\"--cfg loom\" cargo test -p weft-loom-tests"
+        );
+    }
+
+    #[test]
+    fn workspace_root_holds_the_workspace_manifest() {
+        assert!(workspace_root().join("Cargo.toml").is_file());
+        assert!(workspace_root().join("xtask").is_dir());
+    }
+}
