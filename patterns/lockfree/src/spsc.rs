@@ -133,12 +133,18 @@ impl<T> Shared<T> {
         if p >= 2 * self.cap { p - 2 * self.cap } else { p }
     }
 
+    /// The buffer index for position `pos`.
+    #[inline]
+    fn index(&self, pos: usize) -> usize {
+        if pos < self.cap { pos } else { pos - self.cap }
+    }
+
     /// The slot for position `pos`.
     #[inline]
     fn slot(&self, pos: usize) -> &UnsafeCell<MaybeUninit<T>> {
-        let i = if pos < self.cap { pos } else { pos - self.cap };
-        // SAFETY: positions are kept below `2 * cap`, so `i < cap == buffer.len()`.
-        unsafe { self.buffer.get_unchecked(i) }
+        // SAFETY: positions are kept below `2 * cap`, so the index is below
+        // `cap == buffer.len()`.
+        unsafe { self.buffer.get_unchecked(self.index(pos)) }
     }
 }
 
@@ -301,7 +307,40 @@ impl<T> Producer<T> {
     where
         T: Copy,
     {
-        self.push_iter(&mut items.iter().copied())
+        if !self.shared.consumer_alive.load(Ordering::Relaxed) {
+            return 0;
+        }
+        let n = self.free(items.len()).min(items.len());
+        if n == 0 {
+            return 0;
+        }
+        let s = &*self.shared;
+        let start = s.index(self.tail);
+        if let Some(base) = UnsafeCell::slice_as_mut_ptr(&s.buffer) {
+            // The free region starts at `start` and may wrap to the buffer's front.
+            let first = n.min(s.cap - start);
+            // SAFETY: `base` covers the `cap` slots (laid out as `[MaybeUninit<T>]`, the
+            // same layout as `[T]`); slots `start..start + first` and `0..n - first` are
+            // the free region, which only this producer writes, and `items` is a distinct
+            // allocation with at least `n` elements. `T: Copy`, so nothing is dropped.
+            unsafe {
+                let base = base.cast::<T>();
+                std::ptr::copy_nonoverlapping(items.as_ptr(), base.add(start), first);
+                std::ptr::copy_nonoverlapping(items.as_ptr().add(first), base, n - first);
+            }
+        } else {
+            // The per-slot path (the one loom checks).
+            let mut pos = self.tail;
+            for &v in &items[..n] {
+                // SAFETY: as in `push`: `pos` is within the free region only we write.
+                s.slot(pos).with_mut(|p| unsafe { p.write(MaybeUninit::new(v)) });
+                pos = s.step(pos, 1);
+            }
+        }
+        self.tail = s.step(self.tail, n);
+        // Release: publishes all `n` slot writes at once.
+        s.tail.store(self.tail, Ordering::Release);
+        n
     }
 
     /// Free slots right now (the consumer may free more concurrently).
@@ -449,15 +488,29 @@ impl<T> Consumer<T> {
             return 0;
         }
         let s = &*self.shared;
-        let mut pos = self.head;
-        for dst in &mut buf[..n] {
-            // SAFETY: as in `pop`, for each of the `n` published slots.
-            *dst = s.slot(pos).with(|p| unsafe { p.read().assume_init() });
-            pos = s.step(pos, 1);
+        let start = s.index(self.head);
+        if let Some(base) = UnsafeCell::slice_as_mut_ptr(&s.buffer) {
+            let first = n.min(s.cap - start);
+            // SAFETY: `base` covers the `cap` slots; slots `start..start + first` and
+            // `0..n - first` hold values the producer published (Acquire in `available`)
+            // and only this consumer reads; `buf` is a distinct allocation with at least
+            // `n` elements. `T: Copy`, so reading does not duplicate ownership.
+            unsafe {
+                let base = base.cast::<T>().cast_const();
+                std::ptr::copy_nonoverlapping(base.add(start), buf.as_mut_ptr(), first);
+                std::ptr::copy_nonoverlapping(base, buf.as_mut_ptr().add(first), n - first);
+            }
+        } else {
+            let mut pos = self.head;
+            for dst in &mut buf[..n] {
+                // SAFETY: as in `pop`, for each of the `n` published slots.
+                *dst = s.slot(pos).with(|p| unsafe { p.read().assume_init() });
+                pos = s.step(pos, 1);
+            }
         }
-        self.head = pos;
+        self.head = s.step(self.head, n);
         // Release: all `n` reads happen before the producer reuses the slots.
-        s.head.store(pos, Ordering::Release);
+        s.head.store(self.head, Ordering::Release);
         n
     }
 

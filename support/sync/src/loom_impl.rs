@@ -134,6 +134,12 @@ impl<T> UnsafeCell<T> {
     pub fn with_mut<R>(&self, f: impl FnOnce(*mut T) -> R) -> R {
         self.0.with_mut(f)
     }
+
+    /// Always `None` under loom: loom's cells are not contiguous and every access must go
+    /// through [`with`](Self::with) / [`with_mut`](Self::with_mut) to be checked.
+    pub fn slice_as_mut_ptr(_cells: &[UnsafeCell<T>]) -> Option<*mut T> {
+        None
+    }
 }
 
 impl<T: Default> Default for UnsafeCell<T> {

@@ -188,6 +188,35 @@ impl<T: ?Sized> UnsafeCell<T> {
     }
 }
 
+impl<T> UnsafeCell<T> {
+    /// A raw pointer to the contents of a slice of cells, laid out as a `[T]`, for bulk
+    /// copies (`ptr::copy_nonoverlapping`) over many cells at once.
+    ///
+    /// Returns `None` under loom, whose cells are not laid out contiguously and must be
+    /// accessed one by one through [`with`](Self::with) / [`with_mut`](Self::with_mut);
+    /// callers keep that per-cell path as the fallback, and it is the path loom checks.
+    ///
+    /// ```
+    /// use weft_sync::UnsafeCell;
+    /// let cells: Vec<UnsafeCell<u8>> = (0..4).map(UnsafeCell::new).collect();
+    /// if let Some(p) = UnsafeCell::slice_as_mut_ptr(&cells) {
+    ///     // SAFETY: `p` covers the 4 cells, and nothing else accesses them.
+    ///     unsafe { std::ptr::copy_nonoverlapping([9u8, 9].as_ptr(), p.add(1), 2) };
+    /// }
+    /// // SAFETY: as above.
+    /// let v: Vec<u8> = cells.iter().map(|c| c.with(|p| unsafe { *p })).collect();
+    /// assert_eq!(v, [0, 9, 9, 3]);
+    /// ```
+    #[inline(always)]
+    pub fn slice_as_mut_ptr(cells: &[UnsafeCell<T>]) -> Option<*mut T> {
+        // `UnsafeCell<T>` here is `repr(transparent)` over `core::cell::UnsafeCell<T>`,
+        // itself `repr(transparent)` over `T`, so the slice is laid out as a `[T]`; the
+        // pointer comes from the whole slice, so its provenance covers every cell, and the
+        // cells' interior mutability permits writes through it.
+        Some(cells.as_ptr() as *mut T)
+    }
+}
+
 /// Exponential backoff for spin loops (crossbeam-utils' `Backoff`); under loom every step
 /// yields to the model's scheduler so that spin loops terminate.
 ///
