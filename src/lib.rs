@@ -35,10 +35,13 @@ pub use weft_time as time;
 
 /// The teaching book in `docs/src`, compiled here so that every Rust snippet in it is
 /// built and run by `cargo test` (`cargo xtask test`).
+/// Each chapter is gated on the features its snippets use.
 #[cfg(doctest)]
 pub mod book {
+    #[cfg(feature = "sync")]
     #[doc = include_str!("../docs/src/introduction.md")]
     pub struct Introduction;
+    #[cfg(feature = "lockfree")]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
 }

@@ -13,7 +13,7 @@
 //! sum may or may not be counted. But every add that completed before the sum started is
 //! counted, and with only non-negative adds, successive sums never decrease (each cell only
 //! grows, and reads of one cell are coherent). The loom models `counter_sum_after_adds`
-//! and `counter_sum_monotonic` check both.
+//! and `counter_sum_monotonic_and_take_exact` check both.
 
 use std::fmt;
 
