@@ -149,7 +149,10 @@ fn mpmc(c: &mut Criterion) {
             };
         }
         bench!("weft", weft::lockfree::ArrayQueue::new(CAP).unwrap());
-        bench!("crossbeam::ArrayQueue", crossbeam_queue::ArrayQueue::new(CAP));
+        bench!(
+            "crossbeam::ArrayQueue",
+            crossbeam_queue::ArrayQueue::new(CAP)
+        );
         bench!("crossbeam::SegQueue", crossbeam_queue::SegQueue::new());
         bench!(
             "concurrent-queue",

@@ -2,8 +2,6 @@
 //! bound, `LOOM_MAX_PREEMPTIONS`) of a small scenario and checks one invariant.
 #![cfg(loom)]
 
-use std::collections::BTreeSet;
-
 use loom::sync::Arc;
 use loom::sync::atomic::{AtomicBool, Ordering};
 use loom::thread;

@@ -5,7 +5,7 @@
 //!
 //! - `test [--skip STEP,...]`: the one test command CI runs (`.ci/run`): `fmt`, `clippy`,
 //!   `test`, `loom`, `valgrind`, `doc`, in that order, stopping at the first failure
-//!   (see [`test`]).
+//!   (see [`mod@test`]).
 //! - `loom [-- ARGS]`: only the loom models, in their own target directory.
 //! - `valgrind`: only the valgrind memcheck run over the test binaries of the crates
 //!   that contain `unsafe` code.
@@ -54,7 +54,7 @@ Tasks:
           clippy    cargo clippy --workspace --all-targets -- -D warnings
           test      cargo test --workspace   (unit, integration and doc tests)
           loom      cargo test -p weft-loom-tests --release, with
-                    RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom\",
+                    RUSTFLAGS=\"--cfg loom --cfg crossbeam_loom -D warnings\",
                     CARGO_TARGET_DIR=target/loom, LOOM_MAX_PREEMPTIONS=2 (unless set)
           valgrind  valgrind memcheck over the test binaries of the crates with unsafe
                     code (WEFT_VALGRIND=1 lets tests scale down their counts)

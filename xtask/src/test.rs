@@ -192,7 +192,8 @@ fn run_step(root: &Path, step: Step, extra: &[String]) -> Result<(), String> {
 }
 
 /// The loom step's command: the `weft-loom-tests` models in `--release`, under
-/// `--cfg loom --cfg crossbeam_loom`, in `<target>/loom` so the flags do not invalidate
+/// `--cfg loom --cfg crossbeam_loom -D warnings` (clippy never sees `cfg(loom)` code, so
+/// warnings in it are denied here), in `<target>/loom` so the flags do not invalidate
 /// the normal build, with `LOOM_MAX_PREEMPTIONS=2` unless the caller set it.
 fn loom_command(root: &Path, extra: &[String]) -> Command {
     let mut command = crate::cargo(root);
@@ -201,7 +202,7 @@ fn loom_command(root: &Path, extra: &[String]) -> Command {
         .args(extra)
         .env(
             "RUSTFLAGS",
-            append_flags("RUSTFLAGS", "--cfg loom --cfg crossbeam_loom"),
+            append_flags("RUSTFLAGS", "--cfg loom --cfg crossbeam_loom -D warnings"),
         )
         .env("CARGO_TARGET_DIR", crate::target_dir(root).join("loom"));
     if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
@@ -361,7 +362,7 @@ mod tests {
         assert!(
             env("RUSTFLAGS")
                 .unwrap()
-                .ends_with("--cfg loom --cfg crossbeam_loom")
+                .ends_with("--cfg loom --cfg crossbeam_loom -D warnings")
         );
         assert!(env("CARGO_TARGET_DIR").unwrap().ends_with("loom"));
     }

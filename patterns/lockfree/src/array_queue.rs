@@ -253,7 +253,8 @@ impl<T> ArrayQueue<T> {
                         // SAFETY: the CAS made us the only producer of this position and
                         // the stamp says no consumer holds the slot, so the access is
                         // exclusive; the slot is uninitialised (popped or never written).
-                        slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                         // Release: publishes the value to the consumer that acquires it.
                         slot.stamp.store(tail + 1, Ordering::Release);
                         return Ok(());
@@ -398,7 +399,8 @@ impl<T> ArrayQueue<T> {
                         let slot = self.slot(pos);
                         // SAFETY: as in `push`: we are the only producer of `pos` and the
                         // slot is empty.
-                        slot.value.with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
+                        slot.value
+                            .with_mut(|p| unsafe { p.write(MaybeUninit::new(value)) });
                         slot.stamp.store(pos + 1, Ordering::Release);
                     }
                     return n;

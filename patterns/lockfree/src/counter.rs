@@ -91,7 +91,9 @@ impl StripedCounter {
     fn build(n: usize) -> Self {
         let n = n.next_power_of_two();
         StripedCounter {
-            cells: (0..n).map(|_| CachePadded::new(AtomicU64::new(0))).collect(),
+            cells: (0..n)
+                .map(|_| CachePadded::new(AtomicU64::new(0)))
+                .collect(),
             mask: n - 1,
         }
     }
@@ -148,9 +150,9 @@ impl StripedCounter {
     /// ```
     pub fn take(&self) -> u64 {
         // `swap` takes each cell's value atomically: no add is lost between read and reset.
-        self.cells
-            .iter()
-            .fold(0u64, |acc, c| acc.wrapping_add(c.swap(0, Ordering::Relaxed)))
+        self.cells.iter().fold(0u64, |acc, c| {
+            acc.wrapping_add(c.swap(0, Ordering::Relaxed))
+        })
     }
 
     /// The number of cells.

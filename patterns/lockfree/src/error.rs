@@ -77,10 +77,12 @@ impl<T> fmt::Debug for PushError<T> {
 impl<T> fmt::Display for PushError<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            PushError::Full(_) => f.write_str("push on a full queue; the value is returned, retry after a pop"),
-            PushError::Closed(_) => {
-                f.write_str("push after the consumer was dropped; the value is returned, nobody can receive it")
+            PushError::Full(_) => {
+                f.write_str("push on a full queue; the value is returned, retry after a pop")
             }
+            PushError::Closed(_) => f.write_str(
+                "push after the consumer was dropped; the value is returned, nobody can receive it",
+            ),
         }
     }
 }

@@ -130,7 +130,11 @@ impl<T> Shared<T> {
     #[inline]
     fn step(&self, pos: usize, n: usize) -> usize {
         let p = pos + n;
-        if p >= 2 * self.cap { p - 2 * self.cap } else { p }
+        if p >= 2 * self.cap {
+            p - 2 * self.cap
+        } else {
+            p
+        }
     }
 
     /// The buffer index for position `pos`.
@@ -333,7 +337,8 @@ impl<T> Producer<T> {
             let mut pos = self.tail;
             for &v in &items[..n] {
                 // SAFETY: as in `push`: `pos` is within the free region only we write.
-                s.slot(pos).with_mut(|p| unsafe { p.write(MaybeUninit::new(v)) });
+                s.slot(pos)
+                    .with_mut(|p| unsafe { p.write(MaybeUninit::new(v)) });
                 pos = s.step(pos, 1);
             }
         }
@@ -420,7 +425,9 @@ impl<T> Consumer<T> {
         let s = &*self.shared;
         // SAFETY: the slot at `head` was written and published by the producer (seen
         // through the Acquire load in `available`), and only this consumer reads slots.
-        let v = s.slot(self.head).with(|p| unsafe { p.read().assume_init() });
+        let v = s
+            .slot(self.head)
+            .with(|p| unsafe { p.read().assume_init() });
         self.head = s.step(self.head, 1);
         // Release: our read of the slot happens before the producer reuses it.
         s.head.store(self.head, Ordering::Release);
@@ -442,7 +449,10 @@ impl<T> Consumer<T> {
         let s = &*self.shared;
         // SAFETY: as in `pop`; the slot stays ours (and initialised) for as long as the
         // returned borrow of `self` lives, since only `pop` moves `head`.
-        Some(s.slot(self.head).with(|p| unsafe { (*p).assume_init_ref() }))
+        Some(
+            s.slot(self.head)
+                .with(|p| unsafe { (*p).assume_init_ref() }),
+        )
     }
 
     /// Pops up to `max` items into `out` (any `Extend`, e.g. a `Vec`), with one store

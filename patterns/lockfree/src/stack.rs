@@ -125,13 +125,7 @@ impl<T> TreiberStack<T> {
             // node's push; the CAS only has to make us its single popper.
             if self
                 .head
-                .compare_exchange(
-                    head,
-                    next,
-                    Ordering::Relaxed,
-                    Ordering::Relaxed,
-                    &guard,
-                )
+                .compare_exchange(head, next, Ordering::Relaxed, Ordering::Relaxed, &guard)
                 .is_ok()
             {
                 // SAFETY: the CAS unlinked the node, so no later operation can reach it,

@@ -243,7 +243,10 @@ fn leftover_items_dropped_exactly_once() {
     for i in 4..8 {
         q.push(DropCounter::new(i, &drops)).unwrap();
     }
-    let rejected = q.push(DropCounter::new(8, &drops)).unwrap_err().into_inner();
+    let rejected = q
+        .push(DropCounter::new(8, &drops))
+        .unwrap_err()
+        .into_inner();
     assert_eq!(rejected.id, 8);
     drop(rejected);
     assert_eq!(drops.load(Ordering::Relaxed), 4);

@@ -62,7 +62,10 @@ fn take_counts_each_add_once_under_concurrency() {
 
 #[test]
 fn shard_count_validated_and_rounded() {
-    assert_eq!(StripedCounter::with_shards(0).unwrap_err(), Error::ZeroShards);
+    assert_eq!(
+        StripedCounter::with_shards(0).unwrap_err(),
+        Error::ZeroShards
+    );
     assert_eq!(StripedCounter::with_shards(5).unwrap().shards(), 8);
     assert_eq!(
         StripedCounter::with_shards(10_000).unwrap().shards(),

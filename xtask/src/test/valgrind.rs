@@ -67,6 +67,9 @@ pub(super) fn run(root: &Path) -> Result<(), String> {
                 .arg("--test-threads=1")
                 .current_dir(&binary.package_dir)
                 .env("WEFT_VALGRIND", "1")
+                // Property tests run 256 cases by default; under valgrind's ~50x slowdown a
+                // smaller sample keeps the step short while still exercising every path.
+                .env("PROPTEST_CASES", "24")
                 .env("CARGO_MANIFEST_DIR", &binary.package_dir);
             if let Err(message) = super::run_command(&mut command) {
                 eprintln!("[xtask] valgrind: {message}");
