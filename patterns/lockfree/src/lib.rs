@@ -44,6 +44,28 @@
 //! assert!(q.is_empty());
 //! ```
 //!
+//! # Thread safety
+//!
+//! [`ArrayQueue<T>`], [`TreiberStack<T>`] are `Send + Sync` exactly when `T: Send` (values
+//! move between threads but are never shared); [`StripedCounter`] is `Send + Sync`; the
+//! SPSC [`spsc::Producer`] and [`spsc::Consumer`] are `Send` (for `T: Send`) but not `Sync`,
+//! since sharing one would make two producers or two consumers. The compiler enforces it:
+//!
+//! ```compile_fail
+//! fn shared<T: Sync>() {}
+//! shared::<weft_lockfree::ArrayQueue<std::rc::Rc<u8>>>(); // `Rc` is not `Send`
+//! ```
+//!
+//! ```compile_fail
+//! fn shared<T: Sync>() {}
+//! shared::<weft_lockfree::spsc::Producer<u8>>(); // one producer per ring
+//! ```
+//!
+//! ```compile_fail
+//! fn sent<T: Send>() {}
+//! sent::<weft_lockfree::spsc::Consumer<std::rc::Rc<u8>>>();
+//! ```
+//!
 //! # Contents
 //!
 //! - [`ArrayQueue`]: bounded MPMC queue (Vyukov), with [`ArrayQueue::force_push`] and

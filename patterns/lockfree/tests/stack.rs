@@ -72,3 +72,14 @@ fn leftover_items_dropped_exactly_once() {
     drop(s);
     assert_eq!(drops.load(Ordering::Relaxed), 10);
 }
+
+#[test]
+fn structures_are_send_and_sync_for_send_items() {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<TreiberStack<String>>();
+    send_sync::<weft_lockfree::ArrayQueue<String>>();
+    send_sync::<weft_lockfree::StripedCounter>();
+    send::<weft_lockfree::spsc::Producer<String>>();
+    send::<weft_lockfree::spsc::Consumer<String>>();
+}
