@@ -266,7 +266,7 @@ impl<T> ArrayQueue<T> {
                 }
             } else if stamp.wrapping_add(self.one_lap) == tail + 1 {
                 // The slot still holds the value pushed one lap ago.
-                atomic::fence(Ordering::SeqCst);
+                atomic::full_fence();
                 value = on_full(value, tail, new_tail, slot)?;
                 backoff.spin();
                 tail = self.tail.load(Ordering::Relaxed);
@@ -323,7 +323,7 @@ impl<T> ArrayQueue<T> {
             } else if stamp == head {
                 // The slot is empty for this lap: the queue is empty unless a producer has
                 // moved `tail` since. The fence orders our stamp load before the tail load.
-                atomic::fence(Ordering::SeqCst);
+                atomic::full_fence();
                 let tail = self.tail.load(Ordering::Relaxed);
                 if tail == head {
                     return None;
@@ -372,7 +372,7 @@ impl<T> ArrayQueue<T> {
             if n == 0 {
                 let stamp = self.slot(tail).stamp.load(Ordering::Acquire);
                 if stamp.wrapping_add(self.one_lap) == tail + 1 {
-                    atomic::fence(Ordering::SeqCst);
+                    atomic::full_fence();
                     let head = self.head.load(Ordering::Relaxed);
                     if head.wrapping_add(self.one_lap) == tail {
                         return 0;
@@ -447,7 +447,7 @@ impl<T> ArrayQueue<T> {
             if n == 0 {
                 let stamp = self.slot(head).stamp.load(Ordering::Acquire);
                 if stamp == head {
-                    atomic::fence(Ordering::SeqCst);
+                    atomic::full_fence();
                     if self.tail.load(Ordering::Relaxed) == head {
                         return 0;
                     }

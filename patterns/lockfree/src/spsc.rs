@@ -395,6 +395,7 @@ impl<T> Consumer<T> {
     }
 
     /// The error for an empty ring: `Closed` if the producer is gone and left nothing.
+    #[cold]
     fn empty_error(&mut self) -> PopError {
         // Acquire: pairs with the producer's Release in its drop, so a final push before
         // the drop is visible to the re-check below.
@@ -419,12 +420,17 @@ impl<T> Consumer<T> {
     /// ```
     #[inline]
     pub fn pop(&mut self) -> Result<T, PopError> {
-        if self.available(1) == 0 {
-            return Err(self.empty_error());
-        }
         let s = &*self.shared;
+        if self.head == self.cached_tail {
+            // Acquire: pairs with the producer's Release store of `tail`, so its slot
+            // writes happen before our reads.
+            self.cached_tail = s.tail.load(Ordering::Acquire);
+            if self.head == self.cached_tail {
+                return Err(self.empty_error());
+            }
+        }
         // SAFETY: the slot at `head` was written and published by the producer (seen
-        // through the Acquire load in `available`), and only this consumer reads slots.
+        // through the Acquire load of `tail`), and only this consumer reads slots.
         let v = s
             .slot(self.head)
             .with(|p| unsafe { p.read().assume_init() });

@@ -93,6 +93,21 @@ pub mod atomic {
         AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
         fence,
     };
+    /// A sequentially consistent fence, `fence(Ordering::SeqCst)` in meaning, issued the
+    /// cheapest way the target allows.
+    ///
+    /// On x86-64 a `SeqCst` fence compiles to `mfence`, which costs more than a
+    /// `lock`-prefixed read-modify-write on many cores while both are full barriers; this
+    /// issues a `lock not` on a stack slot instead (the trick concurrent-queue uses).
+    /// Elsewhere, and under loom, it is `fence(Ordering::SeqCst)`.
+    ///
+    /// ```
+    /// weft_sync::atomic::full_fence();
+    /// ```
+    #[inline]
+    pub fn full_fence() {
+        crate::imp::full_fence();
+    }
 }
 
 /// Threads: spawning, yielding, and a per-thread shard index.

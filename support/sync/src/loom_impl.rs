@@ -6,6 +6,11 @@ use std::time::Duration;
 
 pub(crate) use loom::sync::atomic;
 
+/// Under loom a full fence is loom's `SeqCst` fence.
+pub(crate) fn full_fence() {
+    loom::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// A thread-safe reference-counted pointer (loom's model under `--cfg loom`).
 pub use loom::sync::Arc;
 

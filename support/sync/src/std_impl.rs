@@ -6,6 +6,29 @@ use std::time::Duration;
 
 pub(crate) use std::sync::atomic;
 
+/// See [`crate::atomic::full_fence`].
+#[inline]
+pub(crate) fn full_fence() {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let mut slot = 0u64;
+        // SAFETY: `lock not` reads and writes only `slot`, a live local we own; it touches
+        // no other memory, the stack, or the flags. The asm block has no `nomem`, so the
+        // compiler treats it as reading and writing memory and moves no load or store
+        // across it, and the `lock` prefix makes it a full hardware barrier: together a
+        // `SeqCst` fence.
+        unsafe {
+            core::arch::asm!(
+                "lock not qword ptr [{0}]",
+                in(reg) &mut slot,
+                options(nostack, preserves_flags)
+            );
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+}
+
 /// A thread-safe reference-counted pointer (`std::sync::Arc`, or loom's under `--cfg loom`).
 pub use std::sync::Arc;
 
