@@ -70,43 +70,52 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// assert!(SystemClock.system_now() > UNIX_EPOCH);
     /// ```
     fn system_now(&self) -> SystemTime;
-}
 
-impl<C: Clock + ?Sized> Clock for Arc<C> {
+    /// Nanoseconds elapsed from `origin` (an instant this clock returned earlier) to now,
+    /// saturating at zero and at `u64::MAX` (about 584 years).
+    ///
+    /// Hot paths that measure time as an integer (a rate limiter's arrival times, say) call
+    /// this instead of [`now`](Clock::now); clocks with a faster raw counter, such as
+    /// [`FastClock`](crate::FastClock), override it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_time::{Clock, ManualClock};
+    /// let clock = ManualClock::new();
+    /// let origin = clock.now();
+    /// clock.advance(Duration::from_micros(3));
+    /// assert_eq!(clock.nanos_since(origin), 3_000);
+    /// ```
     #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-
-    #[inline]
-    fn system_now(&self) -> SystemTime {
-        (**self).system_now()
-    }
-}
-
-impl<C: Clock + ?Sized> Clock for Box<C> {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
-
-    #[inline]
-    fn system_now(&self) -> SystemTime {
-        (**self).system_now()
+    fn nanos_since(&self, origin: Instant) -> u64 {
+        let nanos = self.now().saturating_duration_since(origin).as_nanos();
+        u64::try_from(nanos).unwrap_or(u64::MAX)
     }
 }
 
-impl<C: Clock + ?Sized> Clock for &'static C {
-    #[inline]
-    fn now(&self) -> Instant {
-        (**self).now()
-    }
+/// Forwards every `Clock` method through a smart pointer or reference.
+macro_rules! forward_clock {
+    ($($ty:ty),*) => {$(
+        impl<C: Clock + ?Sized> Clock for $ty {
+            #[inline]
+            fn now(&self) -> Instant {
+                (**self).now()
+            }
 
-    #[inline]
-    fn system_now(&self) -> SystemTime {
-        (**self).system_now()
-    }
+            #[inline]
+            fn system_now(&self) -> SystemTime {
+                (**self).system_now()
+            }
+
+            #[inline]
+            fn nanos_since(&self, origin: Instant) -> u64 {
+                (**self).nanos_since(origin)
+            }
+        }
+    )*};
 }
+
+forward_clock!(Arc<C>, Box<C>, &'static C);
 
 /// The real clock: [`Instant::now`] and [`SystemTime::now`].
 ///

@@ -56,6 +56,8 @@
 //!   and `&'static C`.
 //! - [`SystemClock`]: real time, zero-sized.
 //! - [`ManualClock`]: a shared, manually advanced clock for deterministic tests.
+//! - `FastClock` (feature `fast-clock`): a TSC-backed clock (quanta) for hot paths.
+//! - `TokioClock` (feature `tokio`): tokio's clock, driven by `tokio::time::pause`.
 //! - [`Deadline`]: an absolute instant with saturating [`remaining`](Deadline::remaining).
 //! - [`Backoff`]: the builder of a [`BackoffPolicy`] (constant or exponential, cap, retry
 //!   limit, [`Jitter`]).
@@ -72,12 +74,20 @@ mod backoff;
 mod clock;
 mod deadline;
 mod error;
+#[cfg(feature = "fast-clock")]
+mod fast;
+#[cfg(feature = "tokio")]
+mod tokio_clock;
 mod util;
 
 pub use backoff::{Backoff, BackoffIter, BackoffPolicy, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::Deadline;
 pub use error::Error;
+#[cfg(feature = "fast-clock")]
+pub use fast::FastClock;
+#[cfg(feature = "tokio")]
+pub use tokio_clock::TokioClock;
 
 /// The seedable random number generator that jitter draws from (`fastrand::Rng`).
 ///
