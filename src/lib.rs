@@ -3,10 +3,13 @@
 //! This umbrella crate re-exports each pattern crate behind a cargo feature of the same
 //! name, so `weft = { version = "0.1", features = ["lockfree"] }` gives `weft::lockfree`.
 //! Depending on a single pattern crate (`weft-lockfree`, ...) directly works just as well.
+//! Two cross-cutting features switch on integrations in every enabled crate: `tokio`
+//! (async waiting on tokio timers) and `tower` (middleware layers).
 //!
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
+//! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
 //!
@@ -24,6 +27,10 @@
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
 pub use weft_lockfree as lockfree;
+
+#[cfg(feature = "ratelimit")]
+#[doc(inline)]
+pub use weft_ratelimit as ratelimit;
 
 #[cfg(feature = "sync")]
 #[doc(inline)]

@@ -393,7 +393,8 @@ fn generate(criterion_dir: &Path, out_path: &Path, machine: &Machine) -> Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("could not read {}: {e}", out_path.display())),
     };
-    let (report, kept) = render_report(&measurements, machine, previous.as_deref());
+    let extras = collect_metrics(criterion_dir)?;
+    let (report, kept) = render_report(&measurements, machine, previous.as_deref(), &extras);
     std::fs::write(out_path, report)
         .map_err(|e| format!("could not write {}: {e}", out_path.display()))?;
     let mut patterns: Vec<&str> = measurements.iter().map(|m| m.pattern.as_str()).collect();
@@ -490,6 +491,72 @@ fn read_measurement(benchmark_file: &Path) -> Result<Measurement, String> {
     ))
 }
 
+/// One extra measurement a bench recorded beside criterion's timings (memory per key,
+/// say), read from `<criterion dir>/weft-metrics/<pattern>.json`: a JSON array of
+/// `{"workload", "implementation", "value", "unit"}` objects.
+#[derive(Debug, Deserialize)]
+struct Metric {
+    workload: String,
+    implementation: String,
+    value: f64,
+    unit: String,
+}
+
+/// Reads every `weft-metrics/<pattern>.json` under `criterion_dir` and renders each
+/// pattern's metrics as a markdown table, keyed by pattern.
+fn collect_metrics(criterion_dir: &Path) -> Result<BTreeMap<String, String>, String> {
+    let dir = criterion_dir.join("weft-metrics");
+    let mut out = BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Ok(out);
+    };
+    let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    paths.sort();
+    for path in paths {
+        if path.extension().and_then(|e| e.to_str()) != Some("json") {
+            continue;
+        }
+        let Some(pattern) = path.file_stem().and_then(|s| s.to_str()) else {
+            continue;
+        };
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let metrics: Vec<Metric> = serde_json::from_str(&text)
+            .map_err(|e| format!("invalid metrics file {}: {e}", path.display()))?;
+        out.insert(pattern.to_owned(), render_metrics(&metrics));
+    }
+    Ok(out)
+}
+
+/// The "other measurements" table of one pattern.
+fn render_metrics(metrics: &[Metric]) -> String {
+    let mut out = String::from(
+        "\nOther measurements (recorded by the bench beside its timings):\n\n\
+         | workload | implementation | value |\n|:---|:---|---:|\n",
+    );
+    for m in metrics {
+        let name = if m.implementation == OURS {
+            format!("**{OURS}**")
+        } else {
+            format!("`{}`", m.implementation)
+        };
+        let value = if m.value.fract() == 0.0 && m.value.abs() < 1e15 {
+            format!("{}", m.value as i64)
+        } else {
+            format!("{:.1}", m.value)
+        };
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} {} |",
+            escape_cell(&m.workload),
+            escape_cell(&name),
+            value,
+            escape_cell(&m.unit)
+        );
+    }
+    out
+}
+
 /// Renders the whole report: header, how-to-read, then one section per pattern in name
 /// order: freshly rendered for the patterns in `measurements`, kept verbatim from
 /// `previous` for the others. Returns the text and the names of the kept patterns.
@@ -497,6 +564,7 @@ fn render_report(
     measurements: &[Measurement],
     machine: &Machine,
     previous: Option<&str>,
+    extras: &BTreeMap<String, String>,
 ) -> (String, Vec<String>) {
     let mut by_pattern: BTreeMap<&str, Vec<&Measurement>> = BTreeMap::new();
     for m in measurements {
@@ -512,7 +580,14 @@ fn render_report(
         }
     }
     for (pattern, rows) in &by_pattern {
-        sections.insert(pattern, render_section(pattern, rows, machine));
+        let mut text = render_section(pattern, rows, machine);
+        if let Some(extra) = extras.get(*pattern) {
+            let end = format!("<!-- /pattern:{pattern} -->");
+            if let Some(at) = text.rfind(&end) {
+                text.insert_str(at, extra);
+            }
+        }
+        sections.insert(pattern, text);
     }
 
     let mut out = String::new();
@@ -939,14 +1014,19 @@ mod tests {
             &old_rows,
             &old_machine,
             Some("# hand edits outside markers are regenerated\n"),
+            &BTreeMap::new(),
         );
         assert!(kept.is_empty());
         let old_ratelimit = render_section("ratelimit", &old_refs[1..], &old_machine);
         assert!(previous.contains(&old_ratelimit));
 
         let new_rows = [m("lockfree", "mpmc", "weft", 3.0, None)];
-        let (report, kept) =
-            render_report(&new_rows, &machine("2026-02-02 00:00 UTC"), Some(&previous));
+        let (report, kept) = render_report(
+            &new_rows,
+            &machine("2026-02-02 00:00 UTC"),
+            Some(&previous),
+            &BTreeMap::new(),
+        );
         assert_eq!(kept, ["ratelimit"]);
         assert!(
             report.contains(&old_ratelimit),
@@ -964,7 +1044,12 @@ mod tests {
         // Sections stay in pattern order.
         assert!(report.find("## lockfree").unwrap() < report.find("## ratelimit").unwrap());
         // A second run on the same data is stable.
-        let (again, _) = render_report(&new_rows, &machine("2026-02-02 00:00 UTC"), Some(&report));
+        let (again, _) = render_report(
+            &new_rows,
+            &machine("2026-02-02 00:00 UTC"),
+            Some(&report),
+            &BTreeMap::new(),
+        );
         assert_eq!(again, report);
     }
 
