@@ -62,6 +62,22 @@ fn governor_quota() -> governor::Quota {
     governor::Quota::per_second(NonZeroU32::new(RATE).unwrap())
 }
 
+/// A quota for keyed workloads: one cell per hour with a burst of a million, so every
+/// check is admitted and no key replenishes (and is dropped as idle) during the bench:
+/// both limiters keep every key in their tables.
+fn weft_keyed_quota() -> weft::ratelimit::Quota {
+    weft::ratelimit::Quota::with_period(Duration::from_secs(3600))
+        .unwrap()
+        .allow_burst(1_000_000)
+        .unwrap()
+}
+
+fn governor_keyed_quota() -> governor::Quota {
+    governor::Quota::with_period(Duration::from_secs(3600))
+        .unwrap()
+        .allow_burst(NonZeroU32::new(1_000_000).unwrap())
+}
+
 fn direct(c: &mut Criterion) {
     let mut g = c.benchmark_group("ratelimit/check_uncontended");
     g.throughput(Throughput::Elements(1));
@@ -115,7 +131,7 @@ fn keyed(c: &mut Criterion) {
         let ks = keys(n);
         let mut g = c.benchmark_group(format!("ratelimit/{name}"));
         g.throughput(Throughput::Elements(1));
-        let ours = weft::ratelimit::KeyedLimiter::<u64>::builder(weft_quota())
+        let ours = weft::ratelimit::KeyedLimiter::<u64>::builder(weft_keyed_quota())
             .max_keys(2 * n as usize)
             .build()
             .unwrap();
@@ -129,7 +145,7 @@ fn keyed(c: &mut Criterion) {
                 ours.check(&ks[i]).is_ok()
             })
         });
-        let theirs = governor::RateLimiter::<u64, _, _>::keyed(governor_quota());
+        let theirs = governor::RateLimiter::<u64, _, _>::keyed(governor_keyed_quota());
         for k in &ks {
             theirs.check_key(k).unwrap();
         }
@@ -157,7 +173,7 @@ fn memory() {
     let n = 1_000_000u64;
     let ks = keys(n);
     let (ours, ours_bytes) = bytes_of(|| {
-        let l = weft::ratelimit::KeyedLimiter::<u64, _, RandomState>::builder(weft_quota())
+        let l = weft::ratelimit::KeyedLimiter::<u64, _, RandomState>::builder(weft_keyed_quota())
             .max_keys(n as usize)
             .build()
             .unwrap();
@@ -167,7 +183,7 @@ fn memory() {
         l
     });
     let (theirs, theirs_bytes) = bytes_of(|| {
-        let l = governor::RateLimiter::<u64, _, _>::keyed(governor_quota());
+        let l = governor::RateLimiter::<u64, _, _>::keyed(governor_keyed_quota());
         for k in &ks {
             l.check_key(k).unwrap();
         }

@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::Quota;
+use crate::gcra::Gcra;
 
 /// A request that was admitted.
 ///
@@ -15,14 +16,40 @@ use crate::Quota;
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Admitted {
-    pub(crate) remaining: u32,
+    remaining: Remaining,
+}
+
+/// The remaining capacity, computed only when asked for: the division it takes would
+/// otherwise be a large share of a check's cost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Remaining {
+    Known(u32),
+    Lazy { gcra: Gcra, tat: u64, now: u64 },
 }
 
 impl Admitted {
+    /// An admission whose remaining capacity is already known.
+    pub(crate) fn known(remaining: u32) -> Self {
+        Admitted {
+            remaining: Remaining::Known(remaining),
+        }
+    }
+
+    /// An admission that left the quota at `tat`, decided at `now`.
+    #[inline]
+    pub(crate) fn lazy(gcra: Gcra, tat: u64, now: u64) -> Self {
+        Admitted {
+            remaining: Remaining::Lazy { gcra, tat, now },
+        }
+    }
+
     /// Cells that could still be taken at once right after this admission (for an
     /// `X-RateLimit-Remaining` header).
     pub fn remaining(&self) -> u32 {
-        self.remaining
+        match self.remaining {
+            Remaining::Known(n) => n,
+            Remaining::Lazy { gcra, tat, now } => gcra.remaining(tat, now),
+        }
     }
 }
 

@@ -67,6 +67,8 @@ pub struct RateLimiter<C: Clock = FastClock> {
     clock: C,
     /// The instant all nanosecond times are measured from.
     origin: Instant,
+    /// `clock.monotonic_nanos()` at `origin`.
+    origin_ns: u64,
 }
 
 /// A snapshot of a limiter's counters and state.
@@ -113,6 +115,7 @@ impl<C: Clock> RateLimiter<C> {
     /// A limiter for `quota` reading time from `clock`, starting fully replenished.
     pub fn with_clock(quota: Quota, clock: C) -> Self {
         let origin = clock.now();
+        let origin_ns = clock.monotonic_nanos();
         RateLimiter {
             hot: CachePadded::new(Hot {
                 tat: AtomicU64::new(0),
@@ -125,6 +128,7 @@ impl<C: Clock> RateLimiter<C> {
             quota,
             clock,
             origin,
+            origin_ns,
         }
     }
 
@@ -156,7 +160,7 @@ impl<C: Clock> RateLimiter<C> {
     /// Nanoseconds since `origin` now.
     #[inline]
     fn now_ns(&self) -> u64 {
-        self.clock.nanos_since(self.origin)
+        self.clock.monotonic_nanos().saturating_sub(self.origin_ns)
     }
 
     /// The instant `ns` nanoseconds after `origin`.
@@ -225,9 +229,7 @@ impl<C: Clock> RateLimiter<C> {
                     ) {
                         Ok(_) => {
                             self.hot.admitted.fetch_add(u64::from(n), Ordering::Relaxed);
-                            return Ok(Admitted {
-                                remaining: self.gcra.remaining(new_tat, now),
-                            });
+                            return Ok(Admitted::lazy(self.gcra, new_tat, now));
                         }
                         Err(current) => tat = current,
                     }
@@ -402,12 +404,12 @@ impl<C: Clock> Reservation<'_, C> {
     /// waiter place.
     pub fn consume(mut self) -> Admitted {
         self.settle(false);
-        Admitted {
-            remaining: self.limiter.gcra.remaining(
-                self.limiter.hot.tat.load(Ordering::Relaxed),
-                self.limiter.now_ns(),
-            ),
-        }
+        let limiter = self.limiter;
+        Admitted::known(
+            limiter
+                .gcra
+                .remaining(limiter.hot.tat.load(Ordering::Relaxed), limiter.now_ns()),
+        )
     }
 
     /// Releases the waiter place and, if `cancel` and the slot has not come, refunds.

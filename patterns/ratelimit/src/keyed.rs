@@ -242,6 +242,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedBuilder<K, C, S> {
             })
             .collect();
         let origin = self.clock.now();
+        let origin_ns = self.clock.monotonic_nanos();
         Ok(KeyedLimiter {
             shards,
             shard_bits: n.trailing_zeros(),
@@ -252,6 +253,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedBuilder<K, C, S> {
             counters: Counters::default(),
             clock: self.clock,
             origin,
+            origin_ns,
         })
     }
 }
@@ -288,6 +290,8 @@ pub struct KeyedLimiter<K, C: Clock = FastClock, S = RandomState> {
     counters: Counters,
     clock: C,
     origin: Instant,
+    /// `clock.monotonic_nanos()` at `origin`.
+    origin_ns: u64,
 }
 
 impl<K: Hash + Eq> KeyedLimiter<K, FastClock, RandomState> {
@@ -365,7 +369,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
         } else {
             (hash >> (64 - self.shard_bits)) as usize
         };
-        let now = self.clock.nanos_since(self.origin);
+        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
         let mut shard = self.shards[shard_index].lock();
         let result = match shard.find(hash, key) {
             Some(i) => match self.gcra.test(shard.entries[i].tat, now, n) {
@@ -394,9 +398,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
                 self.counters
                     .admitted
                     .fetch_add(u64::from(n), Ordering::Relaxed);
-                Ok(Admitted {
-                    remaining: self.gcra.remaining(new_tat, now),
-                })
+                Ok(Admitted::lazy(self.gcra, new_tat, now))
             }
             Err(earliest) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
@@ -443,7 +445,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
     /// dropped. Never needed for bounded memory (the cap and the per-insert cleanup see to
     /// that), but frees memory promptly after a burst of distinct keys.
     pub fn retain_recent(&self) -> usize {
-        let now = self.clock.nanos_since(self.origin);
+        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
         let mut dropped = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.lock();

@@ -57,6 +57,8 @@ pub struct MultiLimiter<C: Clock = FastClock> {
     clock: C,
     /// The instant all nanosecond times are measured from.
     origin: Instant,
+    /// `clock.monotonic_nanos()` at `origin`.
+    origin_ns: u64,
 }
 
 impl MultiLimiter<FastClock> {
@@ -83,6 +85,7 @@ impl<C: Clock> MultiLimiter<C> {
             .min()
             .ok_or(Error::NoQuota)?;
         let origin = clock.now();
+        let origin_ns = clock.monotonic_nanos();
         Ok(MultiLimiter {
             tats: Mutex::new(vec![0; quotas.len()]),
             gcras: quotas.iter().map(Gcra::new).collect(),
@@ -92,6 +95,7 @@ impl<C: Clock> MultiLimiter<C> {
             rejected: AtomicU64::new(0),
             clock,
             origin,
+            origin_ns,
         })
     }
 
@@ -117,7 +121,7 @@ impl<C: Clock> MultiLimiter<C> {
     }
 
     fn check_cells(&self, n: u32) -> Result<Admitted, NotUntil> {
-        let now = self.clock.nanos_since(self.origin);
+        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
         let mut tats = self.tats.lock();
         // First decide for every quota, then commit all or none.
         let mut latest: Option<(u64, usize)> = None;
@@ -148,7 +152,7 @@ impl<C: Clock> MultiLimiter<C> {
         drop(tats);
         // Relaxed: statistics only.
         self.admitted.fetch_add(u64::from(n), Ordering::Relaxed);
-        Ok(Admitted { remaining })
+        Ok(Admitted::known(remaining))
     }
 
     fn instant(&self, ns: u64) -> Instant {

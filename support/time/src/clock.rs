@@ -71,25 +71,26 @@ pub trait Clock: Send + Sync + fmt::Debug + 'static {
     /// ```
     fn system_now(&self) -> SystemTime;
 
-    /// Nanoseconds elapsed from `origin` (an instant this clock returned earlier) to now,
-    /// saturating at zero and at `u64::MAX` (about 584 years).
+    /// A monotonic reading in nanoseconds from an arbitrary origin fixed for this clock
+    /// (for the default implementation, the first such reading in the process); only
+    /// differences between readings of the same clock mean anything.
     ///
-    /// Hot paths that measure time as an integer (a rate limiter's arrival times, say) call
-    /// this instead of [`now`](Clock::now); clocks with a faster raw counter, such as
-    /// [`FastClock`](crate::FastClock), override it.
+    /// Hot paths that keep time as an integer (a rate limiter's arrival times, say) read
+    /// this instead of [`now`](Clock::now). [`ManualClock`] counts from its creation,
+    /// [`FastClock`](crate::FastClock) reads the CPU's counter. A clock whose `now` can
+    /// return instants earlier than its first `monotonic_nanos` call should override it.
     ///
     /// ```
     /// use std::time::Duration;
     /// use weft_time::{Clock, ManualClock};
     /// let clock = ManualClock::new();
-    /// let origin = clock.now();
+    /// let start = clock.monotonic_nanos();
     /// clock.advance(Duration::from_micros(3));
-    /// assert_eq!(clock.nanos_since(origin), 3_000);
+    /// assert_eq!(clock.monotonic_nanos() - start, 3_000);
     /// ```
     #[inline]
-    fn nanos_since(&self, origin: Instant) -> u64 {
-        let nanos = self.now().saturating_duration_since(origin).as_nanos();
-        u64::try_from(nanos).unwrap_or(u64::MAX)
+    fn monotonic_nanos(&self) -> u64 {
+        crate::util::nanos_since_process_base(self.now())
     }
 }
 
@@ -108,8 +109,8 @@ macro_rules! forward_clock {
             }
 
             #[inline]
-            fn nanos_since(&self, origin: Instant) -> u64 {
-                (**self).nanos_since(origin)
+            fn monotonic_nanos(&self) -> u64 {
+                (**self).monotonic_nanos()
             }
         }
     )*};
@@ -385,6 +386,11 @@ impl Clock for ManualClock {
             .base_system
             .checked_add(self.elapsed())
             .unwrap_or(inner.base_system)
+    }
+
+    #[inline]
+    fn monotonic_nanos(&self) -> u64 {
+        nanos_u64(self.elapsed())
     }
 }
 
