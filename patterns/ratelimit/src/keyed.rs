@@ -4,7 +4,7 @@
 //!
 //! Keys live in power-of-two shards, each a small open-addressing table under its own
 //! lock, so threads limiting different keys rarely meet. A shard stores its entries in a
-//! `Vec` (key, hash, arrival time) indexed by a `hashbrown::HashTable` of positions: the
+//! `Vec` (key, arrival time) indexed by a `hashbrown::HashTable` of positions: the
 //! `Vec` gives O(1) removal (`swap_remove`) and O(1) uniform sampling, which eviction
 //! needs.
 //!
@@ -40,11 +40,9 @@ use crate::{Admitted, Error, NotUntil, Quota};
 /// Entries examined when a full shard must evict one.
 const EVICTION_SAMPLES: usize = 8;
 
-/// One key's state.
+/// One key's state. The key's hash is not stored: it is recomputed on the rare paths
+/// that need it (removal, table growth), which keeps an entry at key + 8 bytes.
 struct Entry<K> {
-    /// The key's hash (kept so the table can be rebuilt and entries moved without
-    /// rehashing).
-    hash: u64,
     /// The key.
     key: K,
     /// GCRA arrival time, nanoseconds since the limiter's origin.
@@ -63,7 +61,7 @@ struct Shard<K> {
     rng: fastrand::Rng,
 }
 
-impl<K: Eq> Shard<K> {
+impl<K: Hash + Eq> Shard<K> {
     fn find(&self, hash: u64, key: &K) -> Option<usize> {
         self.table
             .find(hash, |&i| self.entries[i as usize].key == *key)
@@ -71,29 +69,28 @@ impl<K: Eq> Shard<K> {
     }
 
     /// Removes the entry at `i` (swap-remove, fixing the moved entry's position).
-    fn remove_at(&mut self, i: usize) {
-        let hash = self.entries[i].hash;
+    fn remove_at(&mut self, i: usize, hasher: &impl BuildHasher) {
+        let hash = hasher.hash_one(&self.entries[i].key);
         if let Ok(slot) = self.table.find_entry(hash, |&j| j as usize == i) {
             slot.remove();
         }
         let last = self.entries.len() - 1;
         self.entries.swap_remove(i);
         if i != last {
-            let moved_hash = self.entries[i].hash;
+            let moved_hash = hasher.hash_one(&self.entries[i].key);
             if let Some(pos) = self.table.find_mut(moved_hash, |&j| j as usize == last) {
                 *pos = i as u32;
             }
         }
     }
 
-    /// Inserts an entry (the caller made room).
-    fn push(&mut self, entry: Entry<K>) {
+    /// Inserts an entry with hash `hash` (the caller made room).
+    fn push(&mut self, entry: Entry<K>, hash: u64, hasher: &impl BuildHasher) {
         let i = self.entries.len() as u32;
-        let hash = entry.hash;
         self.entries.push(entry);
         let entries = &self.entries;
         self.table
-            .insert_unique(hash, i, |&j| entries[j as usize].hash);
+            .insert_unique(hash, i, |&j| hasher.hash_one(&entries[j as usize].key));
     }
 
     /// A uniformly random index, or `None` when empty.
@@ -383,11 +380,14 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
                 // An absent key is fully replenished; `n <= burst` always fits.
                 let new_tat = self.gcra.test(now, now, n).unwrap_or(now);
                 self.make_room(&mut shard, now);
-                shard.push(Entry {
+                shard.push(
+                    Entry {
+                        key: key.clone(),
+                        tat: new_tat,
+                    },
                     hash,
-                    key: key.clone(),
-                    tat: new_tat,
-                });
+                    &self.hasher,
+                );
                 Ok(new_tat)
             }
         };
@@ -416,7 +416,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
     fn make_room(&self, shard: &mut Shard<K>, now: u64) {
         if let Some(i) = shard.sample() {
             if shard.entries[i].tat <= now {
-                shard.remove_at(i);
+                shard.remove_at(i, &self.hasher);
                 self.counters.evicted_idle.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -436,7 +436,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
             } else {
                 &self.counters.evicted_active
             };
-            shard.remove_at(v);
+            shard.remove_at(v, &self.hasher);
             counter.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -452,7 +452,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
             let mut i = 0;
             while i < shard.entries.len() {
                 if shard.entries[i].tat <= now {
-                    shard.remove_at(i);
+                    shard.remove_at(i, &self.hasher);
                     dropped += 1;
                 } else {
                     i += 1;
@@ -471,7 +471,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
             let mut shard = shard.lock();
             let Shard { table, entries, .. } = &mut *shard;
             entries.shrink_to_fit();
-            table.shrink_to_fit(|&j| entries[j as usize].hash);
+            table.shrink_to_fit(|&j| self.hasher.hash_one(&entries[j as usize].key));
         }
     }
 
@@ -485,12 +485,12 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
         self.len() == 0
     }
 
-    /// Bytes of key state per held key, not counting spare capacity: one entry (key, hash,
+    /// Bytes of key state per held key, not counting spare capacity: one entry (key and
     /// arrival time) plus its table slot and control byte.
     ///
     /// ```
     /// let l = weft_ratelimit::KeyedLimiter::<u64>::new(weft_ratelimit::Quota::per_second(1)?)?;
-    /// assert_eq!(l.memory_per_key(), 24 + 4 + 1);
+    /// assert_eq!(l.memory_per_key(), 16 + 4 + 1); // key and arrival time, slot, control byte
     /// # Ok::<(), weft_ratelimit::Error>(())
     /// ```
     pub fn memory_per_key(&self) -> usize {
