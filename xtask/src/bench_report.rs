@@ -1142,4 +1142,29 @@ mod tests {
         machine.cpu_model = None;
         assert_eq!(machine.describe(), "unknown CPU count, unknown CPU model");
     }
+
+    #[test]
+    fn metrics_files_become_tables_in_their_section() {
+        let dir = crate::TempDir::new("metrics");
+        let metrics = dir.0.join("weft-metrics");
+        std::fs::create_dir_all(&metrics).unwrap();
+        std::fs::write(
+            metrics.join("ratelimit.json"),
+            r#"[{"workload":"bytes_per_key","implementation":"weft","value":21.0,"unit":"bytes/key"},
+               {"workload":"bytes_per_key","implementation":"governor","value":35.7,"unit":"bytes/key"}]"#,
+        )
+        .unwrap();
+        let extras = collect_metrics(&dir.0).unwrap();
+        let table = &extras["ratelimit"];
+        assert!(
+            table.contains("| bytes_per_key | **weft** | 21 bytes/key |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| bytes_per_key | `governor` | 35.7 bytes/key |"),
+            "{table}"
+        );
+        std::fs::write(metrics.join("broken.json"), "{").unwrap();
+        assert!(collect_metrics(&dir.0).unwrap_err().contains("broken.json"));
+    }
 }
