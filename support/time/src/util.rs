@@ -36,6 +36,15 @@ pub(crate) fn largest_fitting(limit: Duration, fits: impl Fn(Duration) -> bool) 
     duration_from_nanos(lo)
 }
 
+/// Nanoseconds from a process-wide base instant (taken at the first call) to `now`,
+/// saturating: the default [`Clock::monotonic_nanos`](crate::Clock::monotonic_nanos).
+pub(crate) fn nanos_since_process_base(now: std::time::Instant) -> u64 {
+    // A plain `OnceLock`: set once, read-only afterwards; nothing for loom to model.
+    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let base = *BASE.get_or_init(std::time::Instant::now);
+    u64::try_from(now.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -63,13 +72,4 @@ mod tests {
             Duration::ZERO
         );
     }
-}
-
-/// Nanoseconds from a process-wide base instant (taken at the first call) to `now`,
-/// saturating: the default [`Clock::monotonic_nanos`](crate::Clock::monotonic_nanos).
-pub(crate) fn nanos_since_process_base(now: std::time::Instant) -> u64 {
-    // A plain `OnceLock`: set once, read-only afterwards; nothing for loom to model.
-    static BASE: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
-    let base = *BASE.get_or_init(std::time::Instant::now);
-    u64::try_from(now.saturating_duration_since(base).as_nanos()).unwrap_or(u64::MAX)
 }
