@@ -48,7 +48,10 @@ pub mod book {
     #[cfg(feature = "sync")]
     #[doc = include_str!("../docs/src/introduction.md")]
     pub struct Introduction;
-    #[cfg(feature = "lockfree")]
+    #[cfg(all(feature = "lockfree", feature = "sync"))]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
+    #[cfg(all(feature = "ratelimit", feature = "time"))]
+    #[doc = include_str!("../docs/src/ratelimit.md")]
+    pub struct Ratelimit;
 }

@@ -250,8 +250,9 @@ impl<C: Clock> RateLimiter<C> {
     /// admitted. Consecutive reservations get consecutive slots, so callers that wait for
     /// their slot are served in the order they reserved (fair FIFO, no retry loop).
     ///
-    /// Dropping the [`Reservation`] before its slot arrives gives the cells back; calling
-    /// [`Reservation::consume`] (or letting the slot pass) keeps them used.
+    /// Dropping the latest [`Reservation`] before its slot arrives gives the cells back
+    /// (see [`Reservation`] for an earlier one); calling [`Reservation::consume`] (or
+    /// letting the slot pass) keeps them used.
     ///
     /// # Errors
     ///
@@ -286,7 +287,7 @@ impl<C: Clock> RateLimiter<C> {
         // Claim a waiter place first if the request may have to wait; it is returned at
         // once if the booking turns out to be immediate.
         let mut tat = self.hot.tat.load(Ordering::Relaxed);
-        let (ready, waits) = loop {
+        let (ready, waits, end_tat) = loop {
             let (new_tat, ready) = self.gcra.reserve(tat, now, n);
             let waits = ready > now;
             if waits && !self.enter_queue() {
@@ -301,7 +302,7 @@ impl<C: Clock> RateLimiter<C> {
                 Ordering::Relaxed,
                 Ordering::Relaxed,
             ) {
-                Ok(_) => break (ready, waits),
+                Ok(_) => break (ready, waits, new_tat),
                 Err(current) => {
                     if waits {
                         self.leave_queue();
@@ -315,6 +316,7 @@ impl<C: Clock> RateLimiter<C> {
             limiter: self,
             n,
             ready_ns: ready,
+            end_tat,
             waiting: waits,
             settled: false,
         })
@@ -335,16 +337,30 @@ impl<C: Clock> RateLimiter<C> {
         self.waiters.fetch_sub(1, Ordering::Relaxed);
     }
 
-    /// Gives back `n` booked cells.
-    fn refund(&self, n: u32) {
+    /// Gives back `n` booked cells whose booking left the arrival time at `end_tat`, if
+    /// nothing was booked after them; returns whether it did.
+    ///
+    /// Only the latest booking can be undone: the waiters booked after a cancelled one
+    /// already sleep until their own slots, so moving the arrival time back under them
+    /// would hand the freed slot to a newcomer *and* keep theirs, admitting more than the
+    /// burst at one instant. A cancelled booking with later ones behind it leaves its slot
+    /// unused instead (never over-admitting).
+    fn refund(&self, n: u32, end_tat: u64) -> bool {
         let now = self.now_ns();
-        let _ = self
+        let refunded = self
             .hot
             .tat
-            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |tat| {
-                Some(self.gcra.refund(tat, now, n))
-            });
-        self.hot.admitted.fetch_sub(u64::from(n), Ordering::Relaxed);
+            .compare_exchange(
+                end_tat,
+                self.gcra.refund(end_tat, now, n),
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        if refunded {
+            self.hot.admitted.fetch_sub(u64::from(n), Ordering::Relaxed);
+        }
+        refunded
     }
 
     /// A snapshot of the counters and state.
@@ -372,14 +388,19 @@ impl<C: Clock> fmt::Debug for RateLimiter<C> {
 
 /// Cells booked by [`RateLimiter::reserve_n`], admitted at [`ready_at`](Self::ready_at).
 ///
-/// Dropped before that instant, it gives its cells back to the limiter (a cancelled
-/// waiter loses nothing for the others); consumed, or dropped after it, the cells stay
-/// used. While it waits it holds one of the limiter's `max_waiters` places.
+/// Dropped before that instant, it gives its cells back to the limiter if it is still the
+/// latest booking (the usual case: the newest waiter gives up); if later bookings were
+/// made behind it, its slot passes unused, since handing it to a newcomer while the later
+/// waiters keep theirs would admit more than the burst at one instant. Consumed, or
+/// dropped after its instant, the cells stay used. While it waits it holds one of the
+/// limiter's `max_waiters` places.
 #[must_use = "dropping a reservation before its slot cancels it"]
 pub struct Reservation<'a, C: Clock> {
     limiter: &'a RateLimiter<C>,
     n: u32,
     ready_ns: u64,
+    /// The arrival time this booking left behind (to undo it if it is still the latest).
+    end_tat: u64,
     waiting: bool,
     settled: bool,
 }
@@ -422,7 +443,7 @@ impl<C: Clock> Reservation<'_, C> {
             self.limiter.leave_queue();
         }
         if cancel && self.limiter.now_ns() < self.ready_ns {
-            self.limiter.refund(self.n);
+            self.limiter.refund(self.n, self.end_tat);
         }
     }
 }

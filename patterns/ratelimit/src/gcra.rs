@@ -69,7 +69,7 @@ impl Gcra {
         u32::try_from(left).unwrap_or(u32::MAX)
     }
 
-    /// The `tat` after returning `n` booked cells (a cancelled reservation).
+    /// The `tat` after returning the latest `n` booked cells (a cancelled reservation).
     #[inline]
     pub(crate) fn refund(&self, tat: u64, now: u64, n: u32) -> u64 {
         tat.saturating_sub(self.t * u64::from(n)).max(now.min(tat))

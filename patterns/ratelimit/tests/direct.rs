@@ -163,6 +163,27 @@ fn reservations_are_fifo_and_refund_on_drop() {
 }
 
 #[test]
+fn cancelling_a_middle_reservation_never_over_admits() {
+    // Burst 1: at no instant may two cells be admitted. a, b, c book 0s, 1s, 2s; b gives
+    // up. Moving the arrival time back for b would let a newcomer d share c's 2s slot;
+    // instead b's slot passes unused and d gets 3s.
+    let clock = ManualClock::new();
+    let l = RateLimiter::with_clock(Quota::per_second(1).unwrap(), clock);
+    let a = l.reserve_n(1).unwrap();
+    let b = l.reserve_n(1).unwrap();
+    let c = l.reserve_n(1).unwrap();
+    drop(b);
+    let d = l.reserve_n(1).unwrap();
+    assert_eq!(c.wait_time(), Duration::from_secs(2));
+    assert_eq!(d.wait_time(), Duration::from_secs(3));
+    // The newest waiter (d) giving up is refunded: the next booking takes its slot.
+    drop(d);
+    assert_eq!(l.reserve_n(1).unwrap().wait_time(), Duration::from_secs(3));
+    a.consume();
+    c.consume();
+}
+
+#[test]
 fn full_queue_is_refused_at_once_and_books_nothing() {
     let l =
         RateLimiter::with_clock(Quota::per_second(1).unwrap(), ManualClock::new()).max_waiters(1);
