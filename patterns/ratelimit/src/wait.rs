@@ -21,7 +21,8 @@ impl<C: Clock> RateLimiter<C> {
     /// The cells are booked at call time ([`reserve_n`](Self::reserve_n)), so concurrent
     /// callers are admitted in the order they called, each sleeping exactly until its own
     /// slot: no polling, no thundering herd when capacity returns. The future is
-    /// cancellation-safe: dropping it before its slot gives the cells back.
+    /// cancellation-safe: dropping it before its slot releases its waiter place and gives
+    /// the cells back when it is the latest booking (see [`Reservation`](crate::Reservation)).
     ///
     /// Sleeps on tokio's timer, so the limiter's clock should be real time (the default
     /// `FastClock`) or, in tests under `tokio::time::pause()`, `weft_time::TokioClock`.
@@ -71,7 +72,7 @@ impl<C: Clock> RateLimiter<C> {
                 .unwrap_or(wake);
         }
         if wake > self.clock().now() {
-            // Dropping this future here drops `reservation`, which refunds the cells.
+            // Dropping this future here drops `reservation`, which settles the booking.
             tokio::time::sleep_until(tokio::time::Instant::from_std(wake)).await;
         }
         Ok(reservation.consume())
