@@ -90,8 +90,8 @@ pub const IS_LOOM: bool = cfg!(loom);
 /// ```
 pub mod atomic {
     pub use crate::imp::atomic::{
-        AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU32, AtomicU64, AtomicUsize, Ordering,
-        fence,
+        AtomicBool, AtomicI64, AtomicIsize, AtomicPtr, AtomicU8, AtomicU32, AtomicU64, AtomicUsize,
+        Ordering, fence,
     };
     /// A sequentially consistent fence, `fence(Ordering::SeqCst)` in meaning, issued the
     /// cheapest way the target allows.

@@ -1,0 +1,1 @@
+//! Retry policies, retry budgets and timeouts (being written).
