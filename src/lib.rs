@@ -8,6 +8,7 @@
 //!
 //! | feature | module | crate |
 //! |---|---|---|
+//! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
@@ -23,6 +24,10 @@
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "circuitbreaker")]
+#[doc(inline)]
+pub use weft_circuitbreaker as circuitbreaker;
 
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
