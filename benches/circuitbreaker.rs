@@ -13,13 +13,14 @@
 //!   Default clock (the TSC `FastClock`); slow calls are not tracked (the default), so a
 //!   closed-state call reads no clock.
 //! - `failsafe`: a failure-rate-only policy, `success_rate_over_time_window(0.5, 100,
-//!   30 s, constant(60 s))`. Differences: failsafe has no count window; its rate is an
-//!   exponentially weighted moving average over a time window (30 s, its default), and it
-//!   reads `Instant::now()` on every recorded call. `Config::new()`'s default policy also
-//!   opens after 5 consecutive failures (`or_else(consecutive_failures(5))`); that part is
-//!   left out so the policy is the failure-rate one alone (no failures happen here, so it
-//!   would not change what is measured beyond a counter reset). Its state sits behind a
-//!   mutex taken once for permission and once for the outcome.
+//!   30 s, constant(60 s))`: opens when the success rate falls below 50% with at least
+//!   100 calls in the window. Differences: failsafe has no count window; its rate is an
+//!   exponentially weighted moving average over a time window (30 s, its default), and
+//!   recording a success reads `Instant::now()` twice. `Config::new()`'s default policy
+//!   also opens after 5 consecutive failures (`or_else(consecutive_failures(5))`); that
+//!   part is left out so the policy is the failure-rate one alone (with no failures it
+//!   would only add a counter reset per call). Its state sits behind a mutex, taken once
+//!   for permission and once for the outcome.
 //! - `recloser`: `error_rate(0.5)`, `closed_len(100)`, `half_open_len(10)`,
 //!   `open_wait(60 s)`: a ring of the last 100 calls, judged once the ring is full (the
 //!   same as a minimum of 100 calls). It pins a crossbeam-epoch guard per call and
@@ -29,7 +30,8 @@
 //!
 //! - `closed_call_1thread`: one call per iteration on one thread.
 //! - `closed_call_2threads`: two threads (`std::thread::scope`) each make `CALLS` calls
-//!   on one shared breaker; the figure includes spawning the two threads.
+//!   on one shared breaker (a fresh one per sample), through the same `&dyn Fn` for every
+//!   implementation, `bare` included; the figure includes spawning the two threads.
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -108,19 +110,25 @@ fn closed_call_2threads(c: &mut Criterion) {
     g.bench_function("weft", |b| {
         b.iter_custom(|iters| {
             let br = weft_breaker();
-            (0..iters).map(|_| two_threads(&|| br.call(op).is_ok())).sum()
+            (0..iters)
+                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .sum()
         })
     });
     g.bench_function("failsafe", |b| {
         b.iter_custom(|iters| {
             let br = failsafe_breaker();
-            (0..iters).map(|_| two_threads(&|| br.call(op).is_ok())).sum()
+            (0..iters)
+                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .sum()
         })
     });
     g.bench_function("recloser", |b| {
         b.iter_custom(|iters| {
             let br = recloser_breaker();
-            (0..iters).map(|_| two_threads(&|| br.call(op).is_ok())).sum()
+            (0..iters)
+                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .sum()
         })
     });
     g.bench_function("bare", |b| {

@@ -183,7 +183,7 @@ pub struct Transition {
     pub at: Instant,
 }
 
-type Listener = Arc<dyn Fn(&Transition) + Send + Sync>;
+type Listener = Box<dyn Fn(&Transition) + Send + Sync>;
 
 /// Configuration of a [`CircuitBreaker`], with resilience4j's defaults.
 ///
@@ -301,7 +301,7 @@ impl<C: Clock> Builder<C> {
 
     /// Calls `listener` on every transition (after the `tracing` event).
     pub fn on_transition(mut self, listener: impl Fn(&Transition) + Send + Sync + 'static) -> Self {
-        self.listeners.push(Arc::new(listener));
+        self.listeners.push(Box::new(listener));
         self
     }
 

@@ -158,7 +158,11 @@ fn opens_on_failure_rate_only_after_minimum_calls() {
     }
     assert_eq!(b.state(), State::Closed, "3 calls < minimum of 4");
     let _ = b.call(|| Ok::<_, ()>(()));
-    assert_eq!(b.state(), State::Open, "3 of 4 failed, and the success reached the minimum");
+    assert_eq!(
+        b.state(),
+        State::Open,
+        "3 of 4 failed, and the success reached the minimum"
+    );
     let m = b.metrics();
     assert_eq!((m.calls, m.failed_in_window), (4, 3));
 }
@@ -280,7 +284,10 @@ fn forced_states() {
         let _ = b.call(|| Err::<(), _>(()));
     }
     let m = b.metrics();
-    assert_eq!((m.state, m.calls, m.failed_in_window), (State::MetricsOnly, 6, 6));
+    assert_eq!(
+        (m.state, m.calls, m.failed_in_window),
+        (State::MetricsOnly, 6, 6)
+    );
 
     b.transition_to(State::Closed);
     assert_eq!(b.metrics().calls, 0);
@@ -316,7 +323,10 @@ fn open_duration_backs_off_across_reopenings_and_resets_on_close() {
     clock.advance(wait);
     b.call(|| Ok::<_, ()>(())).unwrap(); // closes: backoff resets
     let _ = b.call(|| Err::<(), _>(()));
-    assert_eq!(b.try_acquire().unwrap_err().retry_after(), Some(Duration::from_secs(1)));
+    assert_eq!(
+        b.try_acquire().unwrap_err().retry_after(),
+        Some(Duration::from_secs(1))
+    );
 }
 
 #[test]
@@ -386,7 +396,9 @@ fn outcomes_from_an_earlier_period_do_not_count() {
 
 #[test]
 fn invalid_configs_are_errors() {
-    let rate = CircuitBreaker::builder().failure_rate_threshold(1.5).build();
+    let rate = CircuitBreaker::builder()
+        .failure_rate_threshold(1.5)
+        .build();
     assert!(matches!(rate, Err(ConfigError::Rate { .. })));
     let window = CircuitBreaker::builder()
         .sliding_window(SlidingWindow::count(0))
@@ -414,5 +426,8 @@ fn concurrent_calls_are_all_counted() {
         }
     });
     let m = b.metrics();
-    assert_eq!((m.calls, m.failed_in_window, m.state), (20_000, 2_000, State::Closed));
+    assert_eq!(
+        (m.calls, m.failed_in_window, m.state),
+        (20_000, 2_000, State::Closed)
+    );
 }
