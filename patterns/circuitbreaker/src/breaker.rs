@@ -705,10 +705,11 @@ impl<C: Clock> CircuitBreaker<C> {
         } else {
             now
         };
-        self.window.record(code, now);
-        // A success can also trip the breaker: it may be the call that brings the window
-        // to its minimum while the failure rate is already above the threshold.
-        if word.state() == State::Closed && self.should_open(self.window.totals(now)) {
+        let changed = self.window.record(code, now);
+        // Judged whenever the totals moved, successes included: a success can be the call
+        // that brings the window to its minimum while the failure rate is already above
+        // the threshold. Unchanged totals mean unchanged rates, hence the same verdict.
+        if changed && word.state() == State::Closed && self.should_open(self.window.totals(now)) {
             self.transition(word, State::Open);
         }
     }

@@ -137,18 +137,22 @@ impl CountWindow {
         }
     }
 
-    /// Records one outcome code (`PRESENT` plus flags).
+    /// Records one outcome code (`PRESENT` plus flags); returns whether the totals
+    /// changed (they do not when the evicted outcome equals the new one, the steady state
+    /// of a healthy dependency, and then the rates cannot have changed either).
     #[inline]
-    pub(crate) fn record(&self, code: u8) {
+    pub(crate) fn record(&self, code: u8) -> bool {
         // Relaxed throughout: the window's atomics publish no other memory, and each RMW's
         // modification order is what makes every slot value subtracted exactly once.
         let position = self.next.fetch_add(1, Ordering::Relaxed) as u32;
         let slot = &self.slots[self.modulo.reduce(position)];
         let old = slot.swap(code, Ordering::Relaxed);
-        if old != code {
-            let delta = weight(code).wrapping_sub(weight(old));
-            self.totals.fetch_add(delta, Ordering::Relaxed);
+        if old == code {
+            return false;
         }
+        let delta = weight(code).wrapping_sub(weight(old));
+        self.totals.fetch_add(delta, Ordering::Relaxed);
+        true
     }
 
     pub(crate) fn totals(&self) -> Totals {
@@ -301,11 +305,16 @@ pub(crate) enum Window {
 }
 
 impl Window {
+    /// Records an outcome; returns whether the rates may have changed.
     #[inline]
-    pub(crate) fn record(&self, code: u8, now: u64) {
+    pub(crate) fn record(&self, code: u8, now: u64) -> bool {
         match self {
             Window::Count(w) => w.record(code),
-            Window::Time(w) => w.record(code, now),
+            Window::Time(w) => {
+                w.record(code, now);
+                // Expiry moves rates too, so a time window is always re-judged.
+                true
+            }
         }
     }
 
