@@ -1019,6 +1019,53 @@ impl<C: Clock> CircuitBreaker<C> {
     }
 }
 
+impl<C: Clock> CircuitBreaker<C> {
+    /// Runs `op` through the breaker, retrying failures under `policy` (blocking between
+    /// attempts with `std::thread::sleep`); a call the breaker *refuses* is not retried,
+    /// since retrying at once cannot succeed and would only add load.
+    ///
+    /// For a retry budget, a manual clock or async retries, compose the parts directly:
+    /// `Retry::new(&policy).budget(&budget).retry_on(|e: &CallError<E>|
+    /// !e.is_not_permitted()).call(|_| breaker.call(|| op()))`.
+    ///
+    /// ```
+    /// use weft_circuitbreaker::retry::{RetryError, RetryPolicy};
+    /// use weft_circuitbreaker::{CircuitBreaker, State};
+    ///
+    /// let breaker = CircuitBreaker::builder().build()?;
+    /// let policy = RetryPolicy::builder()
+    ///     .max_attempts(3)
+    ///     .backoff(weft_time::Backoff::constant(std::time::Duration::ZERO).build()?)
+    ///     .build()?;
+    /// let mut attempts = 0;
+    /// let r = breaker.call_with_retry(&policy, |_| {
+    ///     attempts += 1;
+    ///     if attempts < 3 { Err("flaky") } else { Ok(attempts) }
+    /// });
+    /// assert_eq!(r.unwrap(), 3);
+    ///
+    /// breaker.transition_to(State::ForcedOpen);
+    /// let refused = breaker.call_with_retry(&policy, |_| Ok::<_, &str>(0));
+    /// assert!(matches!(refused, Err(RetryError::Rejected { attempts: 1, .. })));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`RetryError`](crate::retry::RetryError) wrapping the last
+    /// [`CallError`](crate::CallError): `Rejected` when the breaker refused, `Exhausted`
+    /// when the attempts or the elapsed-time limit ran out.
+    pub fn call_with_retry<T, E>(
+        &self,
+        policy: &crate::retry::RetryPolicy,
+        mut op: impl FnMut(u32) -> Result<T, E>,
+    ) -> Result<T, crate::retry::RetryError<crate::CallError<E>>> {
+        crate::retry::Retry::new(policy)
+            .retry_on(|e: &crate::CallError<E>| !e.is_not_permitted())
+            .call(|attempt| self.call(|| op(attempt)))
+    }
+}
+
 /// `Err` is a failure, `Ok` a success.
 fn default_classify<T, E>(r: &Result<T, E>) -> Outcome {
     if r.is_ok() {

@@ -431,3 +431,30 @@ fn concurrent_calls_are_all_counted() {
         (20_000, 2_000, State::Closed)
     );
 }
+
+#[test]
+fn retry_never_retries_a_refused_call() {
+    use weft_circuitbreaker::retry::{RetryError, RetryPolicy};
+    let clock = ManualClock::new();
+    let b = breaker(&clock);
+    let policy = RetryPolicy::builder()
+        .max_attempts(5)
+        .backoff(Backoff::constant(Duration::ZERO).build().unwrap())
+        .build()
+        .unwrap();
+    // Four failing attempts open the breaker (minimum 4, all failed); the fifth attempt is
+    // refused, and a refusal ends the retrying at once.
+    let mut ran = 0;
+    let r = b.call_with_retry(&policy, |_| {
+        ran += 1;
+        Err::<(), _>("down")
+    });
+    assert_eq!(ran, 4);
+    match r {
+        Err(RetryError::Rejected { error, attempts }) => {
+            assert!(error.is_not_permitted());
+            assert_eq!(attempts, 5);
+        }
+        other => panic!("expected a rejected refusal, got {other:?}"),
+    }
+}

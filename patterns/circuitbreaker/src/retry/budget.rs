@@ -595,7 +595,11 @@ mod tests {
     #[test]
     fn validation_rejects_out_of_range_settings() {
         let clock = ManualClock::new();
-        for ttl in [Duration::ZERO, Duration::from_micros(999), Duration::from_secs(3601)] {
+        for ttl in [
+            Duration::ZERO,
+            Duration::from_micros(999),
+            Duration::from_secs(3601),
+        ] {
             assert_eq!(
                 RetryBudget::with_clock(ttl, 1, 0.1, clock.clone()).unwrap_err(),
                 RetryConfigError::InvalidTtl { ttl }

@@ -116,7 +116,7 @@ impl<C: Clock> Budget for RetryBudget<C> {
 
 /// Runs one operation under a [`RetryPolicy`]: built per call with chained settings,
 /// then consumed by [`call`](Retry::call) (blocking) or
-/// [`call_async`](Retry::call_async) / [`call_async_with_sleep`](Retry::call_async_with_sleep).
+/// `call_async` (feature `tokio`) / [`call_async_with_sleep`](Retry::call_async_with_sleep).
 ///
 /// - [`budget`](Retry::budget): a shared [`RetryBudget`] the call deposits into once and
 ///   withdraws from before each retry;
@@ -125,7 +125,7 @@ impl<C: Clock> Budget for RetryBudget<C> {
 ///   [`std::thread::sleep`]); tests pass a closure advancing a
 ///   [`ManualClock`](weft_time::ManualClock) and never sleep;
 /// - [`clock`](Retry::clock): the clock `max_elapsed` is measured on (default
-///   [`SystemClock`], or [`TokioClock`](weft_time::TokioClock) for `call_async`);
+///   [`SystemClock`], or `weft_time::TokioClock` for `call_async`);
 /// - [`on_retry`](Retry::on_retry): a hook told about every retry;
 /// - [`rng`](Retry::rng): this call's jitter generator.
 ///
@@ -166,8 +166,8 @@ impl<C: Clock> Budget for RetryBudget<C> {
 ///         } else {
 ///             Ok("payload")
 ///         }
-///     })?;
-/// assert_eq!(value, "payload");
+///     });
+/// assert_eq!(value, Ok("payload"));
 /// assert_eq!(clock.elapsed(), Duration::from_millis(100 + 200));
 ///
 /// // A bad request is not retried.
@@ -246,7 +246,7 @@ impl<'a, R, S, N> Retry<'a, R, S, N> {
     /// (the [`ManualClock`](weft_time::ManualClock) a test advances). Defaults to
     /// [`SystemClock`] for [`call`](Retry::call) and
     /// [`call_async_with_sleep`](Retry::call_async_with_sleep), and to
-    /// [`TokioClock`](weft_time::TokioClock) for [`call_async`](Retry::call_async).
+    /// `weft_time::TokioClock` for `call_async` (feature `tokio`).
     ///
     /// ```
     /// use std::time::Duration;
@@ -276,7 +276,6 @@ impl<'a, R, S, N> Retry<'a, R, S, N> {
     /// [`seed`](super::RetryPolicyBuilder::seed).
     ///
     /// ```
-    /// use std::time::Duration;
     /// use weft_circuitbreaker::retry::{Retry, RetryPolicy};
     /// use weft_time::{ManualClock, Rng};
     ///
@@ -372,9 +371,11 @@ impl<'a, R, S, N> Retry<'a, R, S, N> {
     ///     .build()?;
     /// let mut seen = Vec::new();
     /// let _ = Retry::new(&policy)
-    ///     .on_retry(|e: &&str, attempt: u32, _delay: Duration| seen.push((attempt, *e)))
-    ///     .call(|attempt| Err::<(), _>(if attempt == 1 { "first" } else { "later" }));
-    /// assert_eq!(seen, [(1, "first"), (2, "later")]); // the third attempt is the last
+    ///     .on_retry(|e: &String, attempt: u32, _delay: Duration| {
+    ///         seen.push(format!("{attempt}: {e}"));
+    ///     })
+    ///     .call(|attempt| Err::<(), _>(format!("error {attempt}")));
+    /// assert_eq!(seen, ["1: error 1", "2: error 2"]); // the third attempt is the last
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn on_retry<N2>(self, notify: N2) -> Retry<'a, R, S, N2> {
@@ -401,7 +402,6 @@ impl<'a, R, S, N> Retry<'a, R, S, N> {
     /// if the budget refused a retry.
     ///
     /// ```
-    /// use std::time::Duration;
     /// use weft_circuitbreaker::retry::{Retry, RetryError, RetryPolicy};
     /// use weft_time::ManualClock;
     ///
@@ -656,7 +656,12 @@ impl<'a> Run<'a> {
         if let (Some(max), Some(start)) = (self.policy.max_elapsed(), self.start) {
             let elapsed = self.clock.now().saturating_duration_since(start);
             if elapsed.saturating_add(delay) > max {
-                tracing::debug!(attempt, ?elapsed, ?delay, "retrying would pass max_elapsed: giving up");
+                tracing::debug!(
+                    attempt,
+                    ?elapsed,
+                    ?delay,
+                    "retrying would pass max_elapsed: giving up"
+                );
                 return Next::Stop(Stop::Exhausted);
             }
         }
