@@ -56,6 +56,9 @@ pub mod book {
     #[cfg(all(feature = "lockfree", feature = "sync"))]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
+    #[cfg(all(feature = "circuitbreaker", feature = "time"))]
+    #[doc = include_str!("../docs/src/circuitbreaker.md")]
+    pub struct Circuitbreaker;
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;

@@ -367,10 +367,7 @@ impl<C: Clock> Builder<C> {
                     });
                 }
                 let len = u64::try_from(bucket.as_nanos()).unwrap_or(u64::MAX);
-                (
-                    Window::Time(TimeWindow::new(buckets, len)),
-                    TimeWindow::MAX_CALLS,
-                )
+                (Window::Time(TimeWindow::new(buckets, len)), u64::MAX)
             }
         };
         if let OpenDuration::Fixed(d) = self.open {
@@ -389,7 +386,9 @@ impl<C: Clock> Builder<C> {
             counters: Counters::default(),
             transitions: Mutex::new(TransitionBook {
                 consecutive_opens: 0,
-                rng: weft_time::Rng::with_seed(0x5eed),
+                // Seeded per breaker, so breakers that open together do not pick the same
+                // jittered open durations.
+                rng: weft_time::Rng::new(),
             }),
             config: Settings {
                 name: self.name,

@@ -9,12 +9,12 @@
 //! the new one and the totals are not touched at all. Because each slot is swapped, every
 //! outcome is removed from the totals exactly once, by the call that evicts it: the
 //! totals always equal the sum over the slots once in-flight records finish (the loom
-//! model `count_window_conserves_calls` checks it). The totals' fields carry a bias so
+//! model `window_conserves_calls` checks it). The totals' fields carry a bias so
 //! that a transiently negative field (an eviction subtracted before the matching insert
 //! was added, under concurrency) never borrows from its neighbour.
 //!
-//! **Time-based** (the last `buckets × bucket_len`): a ring of buckets, each one packed
-//! word of counts plus an epoch word (which `bucket_len`-long interval it holds). The
+//! **Time-based** (the last `buckets × bucket_len`): a ring of buckets, each three
+//! 64-bit counters plus an epoch word (which `bucket_len`-long interval it holds). The
 //! first call of a new interval rotates the bucket: it locks the epoch word, takes the
 //! old counts out of the totals, and publishes the new epoch; callers of that interval
 //! that arrive meanwhile wait for the rotation (once per bucket per interval). A
@@ -159,8 +159,10 @@ impl CountWindow {
         unpack(self.totals.load(Ordering::Relaxed), BIAS)
     }
 
-    /// Empties the window (on entering the closed state; see the crate docs for calls
-    /// still in flight from the previous period).
+    /// Empties the window (on entering the closed state). A call admitted in the
+    /// previous closed period that finishes exactly while the reset runs can land in the
+    /// new window, skewing its totals by that one call until the next reset; the
+    /// generation check before recording makes this a narrow race, not a rule.
     pub(crate) fn reset(&self) {
         for slot in self.slots.iter() {
             slot.store(0, Ordering::Relaxed);
@@ -173,43 +175,90 @@ impl CountWindow {
 /// The epoch word's lock bit: set while a bucket is being rotated.
 const ROTATING: u64 = 1 << 63;
 
+/// Three counters: calls, failures, slow calls.
+#[derive(Debug, Default)]
+struct Counts {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    slow: AtomicU64,
+}
+
+impl Counts {
+    /// Adds one outcome.
+    #[inline]
+    fn add(&self, code: u8) {
+        // Relaxed: statistics; the bucket epoch's Release/Acquire orders rotations.
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        if code & FAILED != 0 {
+            self.failures.fetch_add(1, Ordering::Relaxed);
+        }
+        if code & SLOW != 0 {
+            self.slow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Takes all three counts, leaving zeros.
+    fn take(&self) -> Totals {
+        Totals {
+            calls: self.calls.swap(0, Ordering::Relaxed),
+            failures: self.failures.swap(0, Ordering::Relaxed),
+            slow: self.slow.swap(0, Ordering::Relaxed),
+        }
+    }
+
+    /// Subtracts `t` (wrapping: a total may be transiently "negative" while a rotation's
+    /// subtraction races a record's addition; reads saturate such a value to zero).
+    fn subtract(&self, t: Totals) {
+        self.calls.fetch_sub(t.calls, Ordering::Relaxed);
+        self.failures.fetch_sub(t.failures, Ordering::Relaxed);
+        self.slow.fetch_sub(t.slow, Ordering::Relaxed);
+    }
+
+    fn read(&self) -> Totals {
+        // A wrapped (transiently negative) value reads as zero.
+        let get = |a: &AtomicU64| {
+            let v = a.load(Ordering::Relaxed);
+            if v > u64::MAX / 2 { 0 } else { v }
+        };
+        Totals {
+            calls: get(&self.calls),
+            failures: get(&self.failures),
+            slow: get(&self.slow),
+        }
+    }
+}
+
 /// A bucket of the time window.
 #[derive(Debug)]
 struct Bucket {
     /// The interval number this bucket holds (`ROTATING` set while it changes).
     epoch: AtomicU64,
-    /// Packed (calls, failures, slow), unbiased: only ever added to, or taken whole.
-    counts: AtomicU64,
+    /// The interval's counts: only ever added to, or taken whole by a rotation.
+    counts: Counts,
 }
 
-/// The calls of the last `buckets × bucket_len` nanoseconds.
+/// The calls of the last `buckets × bucket_len` nanoseconds. Unlike the count window, its
+/// counters are full 64-bit words each, so no call rate can overflow them.
 #[derive(Debug)]
 pub(crate) struct TimeWindow {
     /// The latest interval number seen.
     head: CachePadded<AtomicU64>,
-    /// Packed, biased totals over the live buckets (a transient negative is possible while
-    /// a rotation's subtraction races a record's addition).
-    totals: CachePadded<AtomicU64>,
+    /// Totals over the live buckets.
+    totals: CachePadded<Counts>,
     buckets: Box<[Bucket]>,
     /// Nanoseconds per bucket.
     bucket_len: u64,
 }
 
-/// Bias for the time window's totals: a field holds up to 2²⁰ calls per window.
-const TIME_BIAS: u64 = 1 << 20;
-
 impl TimeWindow {
-    /// The largest number of calls a time window can hold per field.
-    pub(crate) const MAX_CALLS: u64 = MASK - TIME_BIAS;
-
     pub(crate) fn new(buckets: u32, bucket_len_ns: u64) -> Self {
         TimeWindow {
             head: CachePadded::new(AtomicU64::new(0)),
-            totals: CachePadded::new(AtomicU64::new(biased(TIME_BIAS))),
+            totals: CachePadded::new(Counts::default()),
             buckets: (0..buckets.max(1))
                 .map(|_| Bucket {
                     epoch: AtomicU64::new(0),
-                    counts: AtomicU64::new(0),
+                    counts: Counts::default(),
                 })
                 .collect(),
             bucket_len: bucket_len_ns.max(1),
@@ -223,11 +272,11 @@ impl TimeWindow {
         let bucket = &self.buckets[(epoch % self.buckets.len() as u64) as usize];
         loop {
             // Acquire: pairs with the rotator's Release store of the epoch, so its reset
-            // of `counts` is visible before we add to them.
+            // of the counts is visible before we add to them.
             let current = bucket.epoch.load(Ordering::Acquire);
             if current == epoch {
-                bucket.counts.fetch_add(weight(code), Ordering::Relaxed);
-                self.totals.fetch_add(weight(code), Ordering::Relaxed);
+                bucket.counts.add(code);
+                self.totals.add(code);
                 return;
             }
             if current & ROTATING != 0 {
@@ -275,8 +324,8 @@ impl TimeWindow {
             .compare_exchange(from, to | ROTATING, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
-            let old = bucket.counts.swap(0, Ordering::Relaxed);
-            self.totals.fetch_sub(old, Ordering::Relaxed);
+            let old = bucket.counts.take();
+            self.totals.subtract(old);
             // Release: the reset counts are visible to whoever sees the new epoch.
             bucket.epoch.store(to, Ordering::Release);
         }
@@ -285,14 +334,14 @@ impl TimeWindow {
     /// The totals at `now` (expired buckets are cleared first).
     pub(crate) fn totals(&self, now: u64) -> Totals {
         self.advance(now / self.bucket_len);
-        unpack(self.totals.load(Ordering::Relaxed), TIME_BIAS)
+        self.totals.read()
     }
 
     /// Empties the window.
     pub(crate) fn reset(&self) {
         for bucket in self.buckets.iter() {
-            let old = bucket.counts.swap(0, Ordering::Relaxed);
-            self.totals.fetch_sub(old, Ordering::Relaxed);
+            let old = bucket.counts.take();
+            self.totals.subtract(old);
         }
     }
 }
