@@ -26,6 +26,11 @@ use serde_json::Value;
 /// The function id that marks our implementation in a bench group.
 const OURS: &str = "weft";
 
+/// The implementation name of a bench's floor: the work without any library (a bare
+/// call), so a table can show Weft's overhead over it. It is not a peer: the summary
+/// never compares against it.
+const FLOOR: &str = "bare";
+
 /// The workload name of a group id that has no `/<workload>` part.
 const DEFAULT_WORKLOAD: &str = "default";
 
@@ -625,7 +630,7 @@ fn render_header(machine: &Machine) -> String {
          between runs; compare ratios, which come from one run, rather than absolute \
          times across reports.\n\
          \n\
-         Bench ids follow one convention: criterion group `<pattern>/<workload>`, function \
+         A row named `bare` is a bench's floor (the work with no library at all); its ratio cell shows what Weft adds to it, and the summary never counts it as a peer. Bench ids follow one convention: criterion group `<pattern>/<workload>`, function \
          `weft` for Weft or the peer's name (e.g. `crossbeam::ArrayQueue`), and an \
          optional parameter appended to the workload. Each section says when and where it \
          was measured: a pattern not benched in the latest run keeps its previous \
@@ -682,6 +687,10 @@ fn render_section(pattern: &str, rows: &[&Measurement], machine: &Machine) -> St
             };
             let ratio = match ours {
                 Some(_) if m.is_ours() => "—".to_owned(),
+                Some(ours) if m.implementation == FLOOR => format!(
+                    "floor: weft adds {}",
+                    format_time((ours.median_ns - m.median_ns).max(0.0))
+                ),
                 Some(ours) => format_ratio(ratio(ours, m)),
                 None => "n/a".to_owned(),
             };
@@ -718,6 +727,7 @@ fn summarize_workload(
     };
     let best = peers
         .iter()
+        .filter(|peer| peer.implementation != FLOOR)
         .map(|peer| (peer, ratio(ours, peer)))
         .filter(|(_, r)| r.is_finite())
         .min_by(|a, b| a.1.total_cmp(&b.1));
