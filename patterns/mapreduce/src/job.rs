@@ -118,7 +118,7 @@ impl MapReduce {
             split_size: 1024,
             memory_budget: None,
             deterministic: false,
-            spill_dir: std::env::temp_dir(),
+            spill_dir: spill::spill_dir_default(),
             cancel: None,
             progress: None,
         }
@@ -284,7 +284,7 @@ impl MapReduce {
                         }
                         let sources = std::mem::take(&mut *shared.sources[p].lock());
                         match catch_unwind(AssertUnwindSafe(|| {
-                            reduce_partition(sources, &combine, &shared.stats)
+                            reduce_partition(sources, &combine, &shared.stats, self.deterministic)
                         })) {
                             Ok(Ok(map)) => *results[p].lock() = Some(map),
                             Ok(Err(e)) => shared.fail(e),
@@ -430,12 +430,11 @@ impl MapReduce {
             let source = if spill {
                 let mut pairs: Vec<(K, V)> = taken.into_iter().collect();
                 pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-                let records = pairs.len() as u64;
                 let run = spill::write_run(&self.spill_dir, pairs)?;
                 shared
                     .stats
                     .spilled_records
-                    .fetch_add(records, Ordering::Relaxed);
+                    .fetch_add(run.records(), Ordering::Relaxed);
                 shared
                     .stats
                     .spilled_bytes
@@ -457,6 +456,9 @@ enum Source<K, V> {
     Run(Run),
 }
 
+/// A partition's sources, each tagged with its order.
+type Sources<K, V> = Vec<(u64, Source<K, V>)>;
+
 /// State shared by the workers of one job.
 struct Shared<It, K, V> {
     /// The input, the next split number, and whether the input is exhausted.
@@ -467,7 +469,7 @@ struct Shared<It, K, V> {
     error: Mutex<Option<JobError>>,
     /// Per partition: sources tagged with their order (split number in deterministic
     /// mode).
-    sources: Vec<Mutex<Vec<(u64, Source<K, V>)>>>,
+    sources: Vec<Mutex<Sources<K, V>>>,
     /// Bytes of split results kept in memory (deterministic mode).
     kept_bytes: AtomicUsize,
     stats: Stats,
@@ -521,11 +523,14 @@ impl Stats {
     }
 }
 
-/// Merges one partition's sources in their order.
+/// Merges one partition's sources. Deterministic mode folds them strictly in split
+/// order; fast mode first merges all spilled runs into one sorted stream (a k-way merge),
+/// combining each key's run values before a single hash-map update.
 fn reduce_partition<K, V, C>(
     mut sources: Vec<(u64, Source<K, V>)>,
     combine: &C,
     stats: &Stats,
+    deterministic: bool,
 ) -> Result<HashMap<K, V>, JobError>
 where
     K: Hash + Eq + Ord + Spill,
@@ -535,12 +540,14 @@ where
     // Stable: equal orders (fast mode's end-of-map sources) keep arrival order.
     sources.sort_by_key(|(order, _)| *order);
     let mut result: Option<HashMap<K, V>> = None;
+    let mut runs = Vec::new();
     for (_, source) in sources {
         match source {
             Source::Memory(map) => match result.as_mut() {
                 None => result = Some(map),
                 Some(acc) => merge_into(acc, map, combine),
             },
+            Source::Run(run) if !deterministic => runs.push(run),
             Source::Run(run) => {
                 let acc = result.get_or_insert_with(HashMap::new);
                 for pair in RunReader::<K, V>::open(&run)? {
@@ -550,6 +557,29 @@ where
                 // `run` drops here: its file is deleted.
             }
         }
+    }
+    if !runs.is_empty() {
+        let acc = result.get_or_insert_with(HashMap::new);
+        let readers = runs
+            .iter()
+            .map(RunReader::<K, V>::open)
+            .collect::<Result<Vec<_>, _>>()?;
+        let mut pending: Option<(K, V)> = None;
+        for pair in spill::merge(readers) {
+            let (k, v) = pair?;
+            match pending.as_mut() {
+                Some((pk, pv)) if *pk == k => combine(pv, v),
+                _ => {
+                    if let Some((pk, pv)) = pending.replace((k, v)) {
+                        combine_into(acc, pk, pv, combine);
+                    }
+                }
+            }
+        }
+        if let Some((pk, pv)) = pending {
+            combine_into(acc, pk, pv, combine);
+        }
+        // `runs` drop here: their files are deleted.
     }
     let result = result.unwrap_or_default();
     stats

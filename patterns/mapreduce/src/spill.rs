@@ -63,13 +63,8 @@ mod codec;
 mod merge;
 mod run;
 
-pub(crate) use self::run::{Run, RunReader, write_run};
-// For the engine (lib.rs), which does not use these yet; remove the allow once it does.
-#[allow(unused_imports)]
-pub(crate) use self::{
-    merge::{Merge, merge},
-    run::spill_dir_default,
-};
+pub(crate) use self::merge::merge;
+pub(crate) use self::run::{Run, RunReader, spill_dir_default, write_run};
 
 /// Values that can be written to and read back from spill files.
 ///

@@ -19,8 +19,6 @@ use super::{RunReader, Spill, SpillError};
 /// Among equal keys, pairs come out ordered by the index of their run in `readers`, and
 /// within a run in file order. A read error is yielded once, after which the merge yields
 /// `None`.
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn merge<K: Spill + Ord, V: Spill>(readers: Vec<RunReader<K, V>>) -> Merge<K, V> {
     let mut merge = Merge {
         heap: BinaryHeap::with_capacity(readers.len()),
@@ -42,8 +40,6 @@ pub(crate) fn merge<K: Spill + Ord, V: Spill>(readers: Vec<RunReader<K, V>>) -> 
 
 /// The stream returned by [`merge`].
 #[derive(Debug)]
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Merge<K, V> {
     /// The next pair of each run that has one, smallest `(key, run)` on top.
     heap: BinaryHeap<Entry<K, V>>,

@@ -33,8 +33,6 @@ const NAME_ATTEMPTS: u32 = 64;
 static NEXT_RUN: AtomicU64 = AtomicU64::new(0);
 
 /// The directory spill files go to when none is configured: the system temp directory.
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn spill_dir_default() -> PathBuf {
     std::env::temp_dir()
 }
@@ -46,8 +44,6 @@ pub(crate) fn spill_dir_default() -> PathBuf {
 /// reading a deleted file, but on Windows the deletion fails while a reader has it open
 /// (and the file is then left behind).
 #[derive(Debug)]
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct Run {
     /// The file, deleted on drop.
     path: PathBuf,
@@ -57,8 +53,6 @@ pub(crate) struct Run {
     records: u64,
 }
 
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 impl Run {
     /// The file's length in bytes.
     pub(crate) fn bytes(&self) -> u64 {
@@ -70,7 +64,8 @@ impl Run {
         self.records
     }
 
-    /// Where the file is.
+    /// Where the file is (tests check it is removed).
+    #[cfg(test)]
     pub(crate) fn path(&self) -> &Path {
         &self.path
     }
@@ -126,8 +121,6 @@ fn create_unique(dir: &Path) -> io::Result<(PathBuf, File)> {
 /// given order) to a new file in `dir`, buffered; returns the [`Run`].
 ///
 /// On error the partly written file is deleted.
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn write_run<K: Spill, V: Spill>(
     dir: &Path,
     pairs: impl IntoIterator<Item = (K, V)>,
@@ -170,8 +163,6 @@ pub(crate) fn write_run<K: Spill, V: Spill>(
 /// Yields `Err` once (then `None`) when the file is corrupt: a record that does not
 /// decode, or fewer or more records or bytes than the run was written with.
 #[derive(Debug)]
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) struct RunReader<K, V> {
     /// The open file, positioned at the next record.
     file: BufReader<File>,
@@ -186,8 +177,6 @@ pub(crate) struct RunReader<K, V> {
     _pairs: PhantomData<fn() -> (K, V)>,
 }
 
-// used by the engine (lib.rs)
-#[cfg_attr(not(test), allow(dead_code))]
 impl<K: Spill, V: Spill> RunReader<K, V> {
     /// Opens `run` for reading and checks its length and magic.
     ///
