@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
+//! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
@@ -32,6 +33,10 @@ pub use weft_circuitbreaker as circuitbreaker;
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
 pub use weft_lockfree as lockfree;
+
+#[cfg(feature = "mapreduce")]
+#[doc(inline)]
+pub use weft_mapreduce as mapreduce;
 
 #[cfg(feature = "ratelimit")]
 #[doc(inline)]

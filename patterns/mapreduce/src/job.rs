@@ -39,15 +39,13 @@ use weft_sync::{Arc, Mutex};
 use crate::spill::{self, Run, RunReader, Spill};
 use crate::{CancelToken, Counters, JobError, Progress};
 
-/// A fixed hasher, so partitioning does not change between runs.
-#[derive(Debug, Clone, Copy, Default)]
-struct FixedState;
+/// The hash maps of a job: std's `HashMap` with foldhash, several times faster than
+/// SipHash on short keys and still seeded per map (what hashbrown uses by default).
+pub type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
-impl BuildHasher for FixedState {
-    type Hasher = std::hash::DefaultHasher;
-    fn build_hasher(&self) -> Self::Hasher {
-        std::hash::DefaultHasher::new()
-    }
+/// The partitioning hash: fixed, so a key's partition does not change between runs.
+fn partition_hash<K: Hash>(key: &K) -> u64 {
+    foldhash::fast::FixedState::with_seed(0x77ef_7a0e).hash_one(key)
 }
 
 type Partitioner<K> = Arc<dyn Fn(&K, usize) -> usize + Send + Sync>;
@@ -254,7 +252,7 @@ impl MapReduce {
         let partitions = self.partitions;
         let part_of = |k: &K| match &partitioner {
             Some(p) => p(k, partitions) % partitions,
-            None => (FixedState.hash_one(k) % partitions as u64) as usize,
+            None => (partition_hash(k) % partitions as u64) as usize,
         };
         let worker_budget = self.memory_budget.map(|b| (b / self.threads).max(1));
 
@@ -272,7 +270,7 @@ impl MapReduce {
 
         // ---- reduce ----
         let next = AtomicUsize::new(0);
-        let results: Vec<Mutex<Option<HashMap<K, V>>>> =
+        let results: Vec<Mutex<Option<FastMap<K, V>>>> =
             (0..partitions).map(|_| Mutex::new(None)).collect();
         std::thread::scope(|s| {
             for _ in 0..self.threads.min(partitions) {
@@ -300,7 +298,7 @@ impl MapReduce {
         if let Some(e) = shared.error.lock().take() {
             return Err(e);
         }
-        let partitions: Vec<HashMap<K, V>> = results
+        let partitions: Vec<FastMap<K, V>> = results
             .into_iter()
             .map(|m| m.into_inner().unwrap_or_default())
             .collect();
@@ -325,7 +323,9 @@ impl MapReduce {
         M: Fn(T, &mut Emitter<'_, K, V>) + Sync,
         C: Fn(&mut V, V) + Sync,
     {
-        let mut maps: Vec<HashMap<K, V>> = (0..self.partitions).map(|_| HashMap::new()).collect();
+        // One map per worker (or per split, in deterministic mode): each pair is hashed
+        // once on emit; partitioning happens once per distinct key, at hand-over.
+        let mut out: FastMap<K, V> = FastMap::default();
         let mut bytes = 0usize;
         let mut batch = Vec::with_capacity(self.split_size);
         loop {
@@ -355,9 +355,8 @@ impl MapReduce {
             let Some(split) = split else { break };
             let records = batch.len() as u64;
             let mut emitter = Emitter {
-                maps: &mut maps,
+                map: &mut out,
                 combine,
-                part_of,
                 bytes: &mut bytes,
                 emitted: 0,
             };
@@ -383,7 +382,7 @@ impl MapReduce {
                     let total = shared.kept_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
                     total > self.memory_budget.unwrap_or(usize::MAX)
                 });
-                if let Err(e) = self.hand_over(shared, &mut maps, split, over) {
+                if let Err(e) = self.hand_over(shared, &mut out, part_of, split, over) {
                     shared.fail(e);
                     return;
                 }
@@ -392,7 +391,7 @@ impl MapReduce {
                 }
                 bytes = 0;
             } else if budget.is_some_and(|b| bytes > b) {
-                if let Err(e) = self.hand_over(shared, &mut maps, split, true) {
+                if let Err(e) = self.hand_over(shared, &mut out, part_of, split, true) {
                     shared.fail(e);
                     return;
                 }
@@ -404,17 +403,19 @@ impl MapReduce {
         }
         if !self.deterministic {
             // What stayed in memory goes to the reduce as one source per partition.
-            if let Err(e) = self.hand_over(shared, &mut maps, u64::MAX, false) {
+            if let Err(e) = self.hand_over(shared, &mut out, part_of, u64::MAX, false) {
                 shared.fail(e);
             }
         }
     }
 
-    /// Moves the worker's partition maps to the reduce, in memory or as spilled runs.
+    /// Moves the worker's map output to the reduce, split by partition, in memory or as
+    /// spilled sorted runs.
     fn hand_over<It, K, V>(
         &self,
         shared: &Shared<It, K, V>,
-        maps: &mut [HashMap<K, V>],
+        map: &mut FastMap<K, V>,
+        part_of: &(dyn Fn(&K) -> usize + Sync),
         order: u64,
         spill: bool,
     ) -> Result<(), JobError>
@@ -422,13 +423,20 @@ impl MapReduce {
         K: Hash + Eq + Ord + Spill,
         V: Spill,
     {
-        for (p, map) in maps.iter_mut().enumerate() {
-            if map.is_empty() {
-                continue;
+        if map.is_empty() {
+            return Ok(());
+        }
+        let taken = std::mem::take(map);
+        let n = self.partitions;
+        if spill {
+            let mut parts: Vec<Vec<(K, V)>> = (0..n).map(|_| Vec::new()).collect();
+            for (k, v) in taken {
+                parts[part_of(&k)].push((k, v));
             }
-            let taken = std::mem::take(map);
-            let source = if spill {
-                let mut pairs: Vec<(K, V)> = taken.into_iter().collect();
+            for (p, mut pairs) in parts.into_iter().enumerate() {
+                if pairs.is_empty() {
+                    continue;
+                }
                 pairs.sort_unstable_by(|a, b| a.0.cmp(&b.0));
                 let run = spill::write_run(&self.spill_dir, pairs)?;
                 shared
@@ -440,11 +448,25 @@ impl MapReduce {
                     .spilled_bytes
                     .fetch_add(run.bytes(), Ordering::Relaxed);
                 shared.stats.spill_runs.fetch_add(1, Ordering::Relaxed);
-                Source::Run(run)
-            } else {
-                Source::Memory(taken)
-            };
-            shared.sources[p].lock().push((order, source));
+                shared.sources[p].lock().push((order, Source::Run(run)));
+            }
+        } else if n == 1 {
+            shared.sources[0]
+                .lock()
+                .push((order, Source::Memory(taken)));
+        } else {
+            let share = taken.len() / n + 1;
+            let mut parts: Vec<FastMap<K, V>> = (0..n)
+                .map(|_| FastMap::with_capacity_and_hasher(share, Default::default()))
+                .collect();
+            for (k, v) in taken {
+                parts[part_of(&k)].insert(k, v);
+            }
+            for (p, part) in parts.into_iter().enumerate() {
+                if !part.is_empty() {
+                    shared.sources[p].lock().push((order, Source::Memory(part)));
+                }
+            }
         }
         Ok(())
     }
@@ -452,7 +474,7 @@ impl MapReduce {
 
 /// Where a partition's map output waits for the reduce.
 enum Source<K, V> {
-    Memory(HashMap<K, V>),
+    Memory(FastMap<K, V>),
     Run(Run),
 }
 
@@ -531,7 +553,7 @@ fn reduce_partition<K, V, C>(
     combine: &C,
     stats: &Stats,
     deterministic: bool,
-) -> Result<HashMap<K, V>, JobError>
+) -> Result<FastMap<K, V>, JobError>
 where
     K: Hash + Eq + Ord + Spill,
     V: Spill,
@@ -539,7 +561,7 @@ where
 {
     // Stable: equal orders (fast mode's end-of-map sources) keep arrival order.
     sources.sort_by_key(|(order, _)| *order);
-    let mut result: Option<HashMap<K, V>> = None;
+    let mut result: Option<FastMap<K, V>> = None;
     let mut runs = Vec::new();
     for (_, source) in sources {
         match source {
@@ -549,7 +571,7 @@ where
             },
             Source::Run(run) if !deterministic => runs.push(run),
             Source::Run(run) => {
-                let acc = result.get_or_insert_with(HashMap::new);
+                let acc = result.get_or_insert_with(FastMap::default);
                 for pair in RunReader::<K, V>::open(&run)? {
                     let (k, v) = pair?;
                     combine_into(acc, k, v, combine);
@@ -559,7 +581,7 @@ where
         }
     }
     if !runs.is_empty() {
-        let acc = result.get_or_insert_with(HashMap::new);
+        let acc = result.get_or_insert_with(FastMap::default);
         let readers = runs
             .iter()
             .map(RunReader::<K, V>::open)
@@ -589,8 +611,8 @@ where
 }
 
 fn merge_into<K: Hash + Eq, V, C: Fn(&mut V, V)>(
-    acc: &mut HashMap<K, V>,
-    map: HashMap<K, V>,
+    acc: &mut FastMap<K, V>,
+    map: FastMap<K, V>,
     combine: &C,
 ) {
     acc.reserve(map.len().saturating_sub(acc.capacity() - acc.len()));
@@ -601,7 +623,7 @@ fn merge_into<K: Hash + Eq, V, C: Fn(&mut V, V)>(
 
 #[inline]
 fn combine_into<K: Hash + Eq, V, C: Fn(&mut V, V)>(
-    acc: &mut HashMap<K, V>,
+    acc: &mut FastMap<K, V>,
     k: K,
     v: V,
     combine: &C,
@@ -624,9 +646,8 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
 
 /// Receives the pairs a `map` function emits, combining them map-side.
 pub struct Emitter<'a, K, V> {
-    maps: &'a mut [HashMap<K, V>],
+    map: &'a mut FastMap<K, V>,
     combine: &'a (dyn Fn(&mut V, V) + Sync),
-    part_of: &'a (dyn Fn(&K) -> usize + Sync),
     bytes: &'a mut usize,
     emitted: u64,
 }
@@ -636,8 +657,7 @@ impl<K: Hash + Eq + Spill, V: Spill> Emitter<'_, K, V> {
     #[inline]
     pub fn emit(&mut self, key: K, value: V) {
         self.emitted += 1;
-        let p = (self.part_of)(&key);
-        match self.maps[p].entry(key) {
+        match self.map.entry(key) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 (self.combine)(e.get_mut(), value)
             }
@@ -660,16 +680,18 @@ impl<K, V> fmt::Debug for Emitter<'_, K, V> {
 /// The result of a job: the reduced value of every key, by partition, plus counters.
 #[derive(Debug)]
 pub struct Output<K, V> {
-    partitions: Vec<HashMap<K, V>>,
+    partitions: Vec<FastMap<K, V>>,
     counters: Counters,
 }
 
 impl<K: Hash + Eq, V> Output<K, V> {
-    /// All results in one map.
-    pub fn into_map(self) -> HashMap<K, V> {
-        let total = self.partitions.iter().map(HashMap::len).sum();
-        let mut out = HashMap::with_capacity(total);
-        for p in self.partitions {
+    /// All results in one map (a std `HashMap` with the job's fast hasher).
+    pub fn into_map(self) -> FastMap<K, V> {
+        let mut partitions = self.partitions.into_iter();
+        let Some(mut out) = partitions.next() else {
+            return FastMap::default();
+        };
+        for p in partitions {
             out.extend(p);
         }
         out
@@ -696,7 +718,7 @@ impl<K: Hash + Eq, V> Output<K, V> {
 
     /// Distinct keys in the result.
     pub fn len(&self) -> usize {
-        self.partitions.iter().map(HashMap::len).sum()
+        self.partitions.iter().map(FastMap::len).sum()
     }
 
     /// `true` if no key was emitted.

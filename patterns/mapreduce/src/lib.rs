@@ -52,14 +52,13 @@ mod input;
 mod job;
 pub mod spill;
 
-use std::collections::HashMap;
 use std::hash::Hash;
 
 use weft_sync::Arc;
 use weft_sync::atomic::{AtomicBool, Ordering};
 
 pub use input::TextChunks;
-pub use job::{Emitter, MapReduce, Output};
+pub use job::{Emitter, FastMap, MapReduce, Output};
 pub use spill::{Spill, SpillError};
 
 /// Runs `map` over `input` and combines each key's values with `combine`, with the
@@ -78,7 +77,7 @@ pub use spill::{Spill, SpillError};
 /// # Errors
 ///
 /// As [`MapReduce::run`].
-pub fn map_reduce<I, K, V, M, C>(input: I, map: M, combine: C) -> Result<HashMap<K, V>, JobError>
+pub fn map_reduce<I, K, V, M, C>(input: I, map: M, combine: C) -> Result<FastMap<K, V>, JobError>
 where
     I: IntoIterator,
     I::IntoIter: Send,
