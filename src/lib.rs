@@ -61,6 +61,9 @@ pub mod book {
     #[cfg(all(feature = "lockfree", feature = "sync"))]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
+    #[cfg(feature = "mapreduce")]
+    #[doc = include_str!("../docs/src/mapreduce.md")]
+    pub struct Mapreduce;
     #[cfg(all(feature = "circuitbreaker", feature = "time"))]
     #[doc = include_str!("../docs/src/circuitbreaker.md")]
     pub struct Circuitbreaker;
