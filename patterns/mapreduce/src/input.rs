@@ -81,7 +81,14 @@ impl Iterator for TextChunks {
                 continue;
             };
             match reader.read_line(&mut chunk) {
-                Ok(0) => self.current = None, // this file is done; go on with the next
+                Ok(0) => {
+                    // This file is done; go on with the next. A last line without a
+                    // newline must not run into the next file's first line.
+                    if !chunk.is_empty() && !chunk.ends_with('\n') {
+                        chunk.push('\n');
+                    }
+                    self.current = None;
+                }
                 Ok(_) => {
                     if chunk.len() >= self.chunk_bytes {
                         return Some(chunk);

@@ -177,8 +177,13 @@ impl MapReduce {
     }
 
     /// Runs the job: maps every record of `input` with `map` (which emits key/value
-    /// pairs), combines the values of each key with `combine` (map-side and at reduce;
-    /// it must be associative), and returns the result per key.
+    /// pairs), combines the values of each key with `combine` (map-side and at reduce),
+    /// and returns the result per key.
+    ///
+    /// `combine` must be associative, and in the default (fast) mode also commutative:
+    /// values arrive in whatever order the threads produce them. Deterministic mode
+    /// combines in input order, so associativity suffices there (string concatenation,
+    /// say). A custom partitioner must be a pure function of the key.
     ///
     /// # Errors
     ///

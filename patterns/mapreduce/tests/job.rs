@@ -236,3 +236,16 @@ fn empty_input_gives_empty_output() {
         .unwrap();
     assert!(out.is_empty());
 }
+
+#[test]
+fn text_chunks_keep_files_apart() {
+    let dir = spill_dir("text");
+    let a = dir.join("a.txt");
+    let b = dir.join("b.txt");
+    std::fs::write(&a, "x y").unwrap(); // no final newline
+    std::fs::write(&b, "z w\n").unwrap();
+    let chunks: Vec<String> = weft_mapreduce::TextChunks::new(vec![a, b], 1 << 20).collect();
+    let words: Vec<&str> = chunks.iter().flat_map(|c| c.split_whitespace()).collect();
+    assert_eq!(words, ["x", "y", "z", "w"]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
