@@ -203,6 +203,57 @@ impl MapReduce {
         self.run_partitioned(input, map, combine, None)
     }
 
+    /// Runs the job over a *parallel source of splits*: each item of `splits` (a file
+    /// path, a byte range, a shard id) is one split, which the worker that takes it
+    /// expands into records with `read` (so reading happens in parallel, unlike
+    /// [`run`](Self::run)'s single input iterator), mapping each record with `map`.
+    ///
+    /// ```
+    /// use weft_mapreduce::MapReduce;
+    /// // Four "shards", each generating its records on the worker that reads it.
+    /// let totals = MapReduce::new()
+    ///     .threads(2)
+    ///     .run_splits(
+    ///         0u64..4,
+    ///         |shard| (0..100u64).map(move |i| shard * 100 + i),
+    ///         |n, out| out.emit(n % 3, n),
+    ///         |a, b| *a += b,
+    ///     )?
+    ///     .into_map();
+    /// assert_eq!(totals.values().sum::<u64>(), (0..400).sum::<u64>());
+    /// # Ok::<(), weft_mapreduce::JobError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Self::run); a panic in `read` is reported like one in `map`.
+    pub fn run_splits<S, R, T, K, V, M, C>(
+        &self,
+        splits: impl IntoIterator<Item = S, IntoIter: Send>,
+        read: impl Fn(S) -> R + Sync,
+        map: M,
+        combine: C,
+    ) -> Result<Output<K, V>, JobError>
+    where
+        S: Send,
+        R: IntoIterator<Item = T>,
+        K: Hash + Eq + Ord + Spill + Send,
+        V: Spill + Send,
+        M: Fn(T, &mut Emitter<'_, K, V>) + Sync,
+        C: Fn(&mut V, V) + Sync,
+    {
+        let job = self.clone().split_size(1);
+        job.run(
+            splits,
+            |split, out| {
+                for record in read(split) {
+                    map(record, out);
+                }
+            },
+            combine,
+        )
+    }
+
     /// Like [`run`](Self::run), with `partitioner(key, partitions)` choosing each key's
     /// partition (it must return a value below `partitions`; others are wrapped).
     ///

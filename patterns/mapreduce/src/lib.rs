@@ -36,7 +36,9 @@
 //!
 //! - [`MapReduce`]: the job builder (threads, partitions, split size, memory budget,
 //!   deterministic mode, spill directory, cancellation, progress) and
-//!   [`run`](MapReduce::run) / [`run_with_partitioner`](MapReduce::run_with_partitioner).
+//!   [`run`](MapReduce::run) (any iterator), [`run_splits`](MapReduce::run_splits) (a
+//!   parallel source of splits, read by the workers) and
+//!   [`run_with_partitioner`](MapReduce::run_with_partitioner).
 //! - [`map_reduce`]: the one-call form for the common case.
 //! - [`Emitter`]: what `map` emits pairs into; [`Output`]: the result and [`Counters`].
 //! - [`Spill`]: how keys and values are written to spill files (implemented for the
