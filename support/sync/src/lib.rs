@@ -112,7 +112,7 @@ pub mod atomic {
 
 /// Threads: spawning, yielding, and a per-thread shard index.
 pub mod thread {
-    pub use crate::imp::thread::{JoinHandle, spawn, yield_now};
+    pub use crate::imp::thread::{Builder, JoinHandle, spawn, yield_now};
 
     /// A small number stable for the life of the calling thread, distinct for threads
     /// created one after another; used to pick a shard (a striped counter's cell, say).

@@ -190,7 +190,7 @@ pub(crate) mod thread {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    pub use loom::thread::{JoinHandle, spawn, yield_now};
+    pub use loom::thread::{Builder, JoinHandle, spawn, yield_now};
 
     // Loom replays each execution and requires every run to make the same choices, so the
     // index must not depend on anything that changes between executions (loom's thread ids

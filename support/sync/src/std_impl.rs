@@ -288,7 +288,7 @@ pub(crate) mod thread {
     use std::cell::Cell;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    pub use std::thread::{JoinHandle, spawn, yield_now};
+    pub use std::thread::{Builder, JoinHandle, spawn, yield_now};
 
     // Relaxed suffices: the counter only hands out distinct numbers; nothing is published
     // through it.

@@ -1,0 +1,687 @@
+//! The pool: workers, queues, submission with backpressure, scaling and shutdown.
+//!
+//! # Design
+//!
+//! Submissions go to one of two global injectors (high and normal priority,
+//! `crossbeam_deque::Injector`). Each worker owns a local deque: it refills it from an
+//! injector a batch at a time (`steal_batch_and_pop`, which takes the injector's lock
+//! once per batch instead of once per job) and, when its own deque and the injectors are
+//! empty, steals from the other workers' deques. Every eighth take prefers the normal
+//! injector over the high one, so a stream of high-priority jobs cannot starve normal
+//! ones.
+//!
+//! `pending` counts jobs submitted and not yet started. It is the queue bound (a
+//! submission reserves a place by CAS before its job is boxed, so a refused job comes
+//! back to the caller untouched) and the "is there work" signal of the sleep protocol
+//! (see `sleep.rs`). Idle workers above `min_threads` leave after `keep_alive`; a
+//! submission that finds no idle worker starts one, up to `max_threads`.
+//!
+//! A job is a [`Task`]: a closure told whether to run or to cancel itself. Dropping a
+//! task without running it cancels it, so a job removed by an immediate shutdown still
+//! resolves its handle (to `Cancelled`) and nothing waits forever.
+
+use std::fmt;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use weft_sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use weft_sync::{Arc, CachePadded, Condvar, Mutex};
+
+use crate::handle::{DONE, JobHandle, Slot};
+use crate::sleep::{Sleepers, Wake};
+use crate::{Builder, JoinError, SubmitError};
+
+/// The pool accepts and runs jobs.
+const RUNNING: u8 = 0;
+/// Graceful shutdown: no new jobs; queued jobs still run.
+const DRAINING: u8 = 1;
+/// Immediate shutdown: no new jobs; queued jobs are cancelled.
+const STOPPED: u8 = 2;
+
+/// A job's priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum Priority {
+    /// Taken before normal jobs (but never starving them).
+    High,
+    /// The default.
+    #[default]
+    Normal,
+}
+
+/// What a submission does when the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Wait until there is room.
+    Block,
+    /// Wait at most this long, then fail with [`SubmitError::Timeout`].
+    BlockFor(Duration),
+    /// Fail at once with [`SubmitError::Full`] (the job is handed back).
+    Fail,
+    /// Run the job on the submitting thread (natural throttling).
+    CallerRuns,
+}
+
+/// A job: told to run (`true`) or to cancel itself (`false`); dropping it unrun cancels.
+pub(crate) struct Task {
+    f: Option<Box<dyn FnOnce(bool) + Send>>,
+}
+
+impl Task {
+    pub(crate) fn new(f: impl FnOnce(bool) + Send + 'static) -> Self {
+        Task {
+            f: Some(Box::new(f)),
+        }
+    }
+
+    fn run(mut self) {
+        if let Some(f) = self.f.take() {
+            f(true);
+        }
+    }
+}
+
+impl Drop for Task {
+    fn drop(&mut self) {
+        if let Some(f) = self.f.take() {
+            f(false);
+        }
+    }
+}
+
+/// A worker-lifecycle hook (worker number).
+pub(crate) type ThreadHook = Box<dyn Fn(usize) + Send + Sync>;
+/// A panic handler (panic message).
+pub(crate) type PanicHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Hooks and handlers from the builder.
+pub(crate) struct Hooks {
+    pub(crate) on_start: Option<ThreadHook>,
+    pub(crate) on_exit: Option<ThreadHook>,
+    pub(crate) on_panic: Option<PanicHook>,
+}
+
+/// Validated settings.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    pub(crate) min_threads: usize,
+    pub(crate) max_threads: usize,
+    pub(crate) keep_alive: Duration,
+    pub(crate) capacity: usize,
+    pub(crate) backpressure: Backpressure,
+    pub(crate) name: String,
+    pub(crate) stack_size: Option<usize>,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    completed: AtomicU64,
+    panicked: AtomicU64,
+    rejected: AtomicU64,
+    cancelled: AtomicU64,
+    steals: AtomicU64,
+    spawned: AtomicU64,
+}
+
+/// Everything the workers share.
+pub(crate) struct Inner {
+    high: Injector<Task>,
+    normal: Injector<Task>,
+    /// The workers' deques, for stealing; `None` for exited workers' slots.
+    stealers: Mutex<Vec<Option<Stealer<Task>>>>,
+    /// Jobs submitted and not yet started (the queue bound and the sleep signal).
+    pending: CachePadded<AtomicUsize>,
+    sleepers: Sleepers,
+    /// Submitters blocked on a full queue, and where they wait.
+    blocked: AtomicUsize,
+    space: (Mutex<()>, Condvar),
+    /// Live workers, and a condvar signalled when one exits.
+    threads: AtomicUsize,
+    exited: (Mutex<()>, Condvar),
+    busy: AtomicUsize,
+    state: AtomicU8,
+    counters: Counters,
+    settings: Settings,
+    hooks: Hooks,
+    next_worker: AtomicUsize,
+}
+
+/// A snapshot of a pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Status {
+    /// Worker threads alive.
+    pub threads: usize,
+    /// Workers running a job.
+    pub busy: usize,
+    /// Workers parked waiting for work.
+    pub idle: usize,
+    /// Jobs submitted and not yet started.
+    pub queued: usize,
+    /// Jobs that ran to completion (including those that panicked).
+    pub completed: u64,
+    /// Jobs that panicked.
+    pub panicked: u64,
+    /// Submissions refused (queue full, timeout, or shutting down).
+    pub rejected: u64,
+    /// Jobs cancelled before they started.
+    pub cancelled: u64,
+    /// Jobs a worker stole from another's deque.
+    pub steals: u64,
+    /// Worker threads started since creation.
+    pub threads_started: u64,
+}
+
+/// What a shutdown did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ShutdownReport {
+    /// Queued jobs cancelled (immediate shutdown only).
+    pub cancelled: usize,
+    /// `true` if every worker exited before the deadline.
+    pub completed: bool,
+}
+
+/// A work-stealing thread pool with a bounded queue.
+///
+/// # Examples
+///
+/// ```
+/// use weft_workerpool::{Backpressure, ThreadPool};
+///
+/// let pool = ThreadPool::builder()
+///     .min_threads(1)
+///     .max_threads(4)
+///     .queue_capacity(1000)
+///     .backpressure(Backpressure::Block)
+///     .thread_name("compute")
+///     .build()?;
+/// let handles: Vec<_> = (0..10u64).map(|i| pool.submit(move || i * i)).collect::<Result<_, _>>()?;
+/// let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
+/// assert_eq!(sum, 285);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct ThreadPool {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl ThreadPool {
+    /// A builder (see [`Builder`] for the defaults).
+    pub fn builder() -> Builder {
+        Builder::new()
+    }
+
+    pub(crate) fn start(settings: Settings, hooks: Hooks) -> Self {
+        let inner = Arc::new(Inner {
+            high: Injector::new(),
+            normal: Injector::new(),
+            stealers: Mutex::new(Vec::new()),
+            pending: CachePadded::new(AtomicUsize::new(0)),
+            sleepers: Sleepers::new(),
+            blocked: AtomicUsize::new(0),
+            space: (Mutex::new(()), Condvar::new()),
+            threads: AtomicUsize::new(0),
+            exited: (Mutex::new(()), Condvar::new()),
+            busy: AtomicUsize::new(0),
+            state: AtomicU8::new(RUNNING),
+            counters: Counters::default(),
+            settings,
+            hooks,
+            next_worker: AtomicUsize::new(0),
+        });
+        for _ in 0..inner.settings.min_threads {
+            inner.threads.fetch_add(1, Ordering::SeqCst);
+            spawn_worker(&inner);
+        }
+        ThreadPool { inner }
+    }
+
+    /// Runs `job` on the pool, fire-and-forget (a panic is counted and reported to the
+    /// panic handler).
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit), with the job handed back.
+    pub fn execute<F>(&self, job: F) -> Result<(), SubmitError<F>>
+    where
+        F: FnOnce() + Send + 'static,
+    {
+        self.submit_with(Priority::Normal, job).map(drop)
+    }
+
+    /// Runs `job` on the pool and returns a handle to its result.
+    ///
+    /// # Errors
+    ///
+    /// With a full queue, per the [`Backpressure`] policy: [`SubmitError::Full`] or
+    /// [`SubmitError::Timeout`]; [`SubmitError::ShuttingDown`] after a shutdown began.
+    /// The job is always handed back in the error.
+    pub fn submit<F, T>(&self, job: F) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        self.submit_with(Priority::Normal, job)
+    }
+
+    /// Like [`submit`](Self::submit), at `priority`.
+    ///
+    /// # Errors
+    ///
+    /// As [`submit`](Self::submit).
+    pub fn submit_with<F, T>(
+        &self,
+        priority: Priority,
+        job: F,
+    ) -> Result<JobHandle<T>, SubmitError<F>>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let inner = &*self.inner;
+        if inner.state.load(Ordering::Acquire) != RUNNING {
+            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::ShuttingDown(job));
+        }
+        if let Err(why) = inner.reserve() {
+            match why {
+                Backpressure::CallerRuns => {
+                    let slot = Slot::new();
+                    let task = job_task(&self.inner, &slot, job);
+                    task.run();
+                    return Ok(JobHandle { slot });
+                }
+                Backpressure::Fail => {
+                    inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(SubmitError::Full(job));
+                }
+                _ => {
+                    inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                    return Err(SubmitError::Timeout(job));
+                }
+            }
+        }
+        let slot = Slot::new();
+        let task = job_task(&self.inner, &slot, job);
+        self.inner.push(priority, task);
+        Ok(JobHandle { slot })
+    }
+
+    /// Queues a task outside the queue bound (scoped jobs: refusing them could deadlock
+    /// the scope's owner, which waits for them anyway).
+    pub(crate) fn inner_push_unbounded(&self, priority: Priority, task: Task) {
+        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        self.inner.push(priority, task);
+    }
+
+    /// A snapshot of the pool.
+    pub fn status(&self) -> Status {
+        let i = &*self.inner;
+        Status {
+            threads: i.threads.load(Ordering::Relaxed),
+            busy: i.busy.load(Ordering::Relaxed),
+            idle: i.sleepers.idle(),
+            queued: i.pending.load(Ordering::Relaxed),
+            completed: i.counters.completed.load(Ordering::Relaxed),
+            panicked: i.counters.panicked.load(Ordering::Relaxed),
+            rejected: i.counters.rejected.load(Ordering::Relaxed),
+            cancelled: i.counters.cancelled.load(Ordering::Relaxed),
+            steals: i.counters.steals.load(Ordering::Relaxed),
+            threads_started: i.counters.spawned.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Graceful shutdown: refuses new jobs, runs every queued job, and waits for the
+    /// workers to exit, at most until `deadline` (then returns with `completed: false`;
+    /// the workers finish in the background).
+    pub fn shutdown(&self, deadline: Option<Duration>) -> ShutdownReport {
+        let _ = self.inner.state.compare_exchange(
+            RUNNING,
+            DRAINING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+        self.inner.sleepers.wake_all();
+        self.inner.space.1.notify_all();
+        ShutdownReport {
+            cancelled: 0,
+            completed: self.inner.wait_exit(deadline),
+        }
+    }
+
+    /// Immediate shutdown: refuses new jobs, cancels every job not yet started (their
+    /// handles resolve to [`JoinError::Cancelled`]), lets running jobs finish, and waits
+    /// for the workers at most until `deadline`.
+    pub fn shutdown_now(&self, deadline: Option<Duration>) -> ShutdownReport {
+        self.inner.state.store(STOPPED, Ordering::Release);
+        let mut cancelled = 0;
+        for injector in [&self.inner.high, &self.inner.normal] {
+            loop {
+                match injector.steal() {
+                    Steal::Success(task) => {
+                        self.inner.pending.fetch_sub(1, Ordering::SeqCst);
+                        drop(task); // cancels it
+                        cancelled += 1;
+                    }
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        self.inner.sleepers.wake_all();
+        self.inner.space.1.notify_all();
+        ShutdownReport {
+            cancelled,
+            completed: self.inner.wait_exit(deadline),
+        }
+    }
+}
+
+impl Drop for ThreadPool {
+    fn drop(&mut self) {
+        self.shutdown(None);
+    }
+}
+
+impl fmt::Debug for ThreadPool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ThreadPool")
+            .field("status", &self.status())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Wraps a user job: runs it (catching a panic) and completes its slot, or cancels it.
+fn job_task<F, T>(inner: &Arc<Inner>, slot: &Arc<Slot<T>>, job: F) -> Task
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let inner = Arc::clone(inner);
+    let slot = Arc::clone(slot);
+    Task::new(move |run| {
+        if !run {
+            if slot.cancel() {
+                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            }
+            return;
+        }
+        if !slot.start() {
+            inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            return; // cancelled while queued: its handle is already resolved
+        }
+        let result = catch_unwind(AssertUnwindSafe(job));
+        inner.counters.completed.fetch_add(1, Ordering::Relaxed);
+        match result {
+            Ok(v) => slot.complete(Ok(v), DONE),
+            Err(payload) => {
+                let message = panic_message(payload.as_ref());
+                inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
+                if let Some(h) = &inner.hooks.on_panic {
+                    h(&message);
+                }
+                tracing::warn!(target: "weft_workerpool", %message, "job panicked");
+                slot.complete(Err(JoinError::Panicked { message }), DONE);
+            }
+        }
+    })
+}
+
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+}
+
+impl Inner {
+    /// Reserves a queue place, or says which policy refused.
+    fn reserve(&self) -> Result<(), Backpressure> {
+        let cap = self.settings.capacity;
+        let try_take = || {
+            // SeqCst: this increment is the submitter's half of the sleep protocol.
+            self.pending
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
+                    (p < cap).then_some(p + 1)
+                })
+                .is_ok()
+        };
+        if try_take() {
+            return Ok(());
+        }
+        let policy = self.settings.backpressure;
+        let deadline = match policy {
+            Backpressure::Fail | Backpressure::CallerRuns => return Err(policy),
+            Backpressure::Block => None,
+            Backpressure::BlockFor(d) => Some(Instant::now() + d),
+        };
+        self.blocked.fetch_add(1, Ordering::SeqCst);
+        let mut guard = self.space.0.lock();
+        let result = loop {
+            if try_take() {
+                break Ok(());
+            }
+            if self.state.load(Ordering::Acquire) != RUNNING {
+                break Err(policy);
+            }
+            match deadline {
+                None => guard = self.space.1.wait(guard),
+                Some(d) => {
+                    let now = Instant::now();
+                    if now >= d {
+                        break Err(policy);
+                    }
+                    guard = self.space.1.wait_timeout(guard, d - now).0;
+                }
+            }
+        };
+        drop(guard);
+        self.blocked.fetch_sub(1, Ordering::SeqCst);
+        result
+    }
+
+    /// Publishes a task (its place is reserved) and wakes or starts a worker.
+    fn push(self: &Arc<Self>, priority: Priority, task: Task) {
+        match priority {
+            Priority::High => self.high.push(task),
+            Priority::Normal => self.normal.push(task),
+        }
+        if self.sleepers.idle() > 0 {
+            self.sleepers.wake_one();
+        } else {
+            self.maybe_grow();
+            // A worker may have announced itself idle meanwhile.
+            self.sleepers.wake_one();
+        }
+    }
+
+    /// Starts a worker if none is idle and the pool is below its maximum.
+    fn maybe_grow(self: &Arc<Self>) {
+        let max = self.settings.max_threads;
+        if self
+            .threads
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                (n < max).then_some(n + 1)
+            })
+            .is_ok()
+        {
+            spawn_worker(self);
+        }
+    }
+
+    /// A started job left the queue: free its place for a blocked submitter.
+    fn took_one(&self) {
+        self.pending.fetch_sub(1, Ordering::SeqCst);
+        if self.blocked.load(Ordering::SeqCst) > 0 {
+            let _g = self.space.0.lock();
+            self.space.1.notify_one();
+        }
+    }
+
+    /// Finds the next task: own deque, then the injectors, then the other workers.
+    fn find_task(&self, local: &Worker<Task>, tick: usize) -> Option<Task> {
+        if let Some(t) = local.pop() {
+            return Some(t);
+        }
+        let (first, second) = if tick % 8 == 7 {
+            (&self.normal, &self.high)
+        } else {
+            (&self.high, &self.normal)
+        };
+        for injector in [first, second] {
+            loop {
+                match injector.steal_batch_and_pop(local) {
+                    Steal::Success(t) => return Some(t),
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        let stealers: Vec<Stealer<Task>> = self.stealers.lock().iter().flatten().cloned().collect();
+        for s in &stealers {
+            loop {
+                match s.steal() {
+                    Steal::Success(t) => {
+                        self.counters.steals.fetch_add(1, Ordering::Relaxed);
+                        return Some(t);
+                    }
+                    Steal::Retry => continue,
+                    Steal::Empty => break,
+                }
+            }
+        }
+        None
+    }
+
+    /// Waits until every worker has exited, or the deadline passes.
+    fn wait_exit(&self, deadline: Option<Duration>) -> bool {
+        let until = deadline.map(|d| Instant::now() + d);
+        let mut guard = self.exited.0.lock();
+        loop {
+            if self.threads.load(Ordering::SeqCst) == 0 {
+                return true;
+            }
+            match until {
+                None => guard = self.exited.1.wait(guard),
+                Some(u) => {
+                    let now = Instant::now();
+                    if now >= u {
+                        return false;
+                    }
+                    guard = self.exited.1.wait_timeout(guard, u - now).0;
+                }
+            }
+        }
+    }
+}
+
+/// Starts one worker thread (the caller already counted it in `threads`).
+fn spawn_worker(inner: &Arc<Inner>) {
+    let id = inner.next_worker.fetch_add(1, Ordering::Relaxed);
+    let mut builder =
+        weft_sync::thread::Builder::new().name(format!("{}-{id}", inner.settings.name));
+    if let Some(size) = inner.settings.stack_size {
+        builder = builder.stack_size(size);
+    }
+    let worker_inner = Arc::clone(inner);
+    inner.counters.spawned.fetch_add(1, Ordering::Relaxed);
+    if builder
+        .spawn(move || worker_main(worker_inner, id))
+        .is_err()
+    {
+        // The OS refused a thread: give the slot back; submissions still find workers
+        // (or start one later).
+        inner.threads.fetch_sub(1, Ordering::SeqCst);
+        tracing::error!(target: "weft_workerpool", "could not start a worker thread");
+    }
+}
+
+/// A worker's life: take and run tasks; sleep when there are none; leave when idle past
+/// the keep-alive (above `min_threads`) or when the pool shuts down.
+fn worker_main(inner: Arc<Inner>, id: usize) {
+    let local: Worker<Task> = Worker::new_fifo();
+    let slot = {
+        let mut stealers = inner.stealers.lock();
+        stealers.push(Some(local.stealer()));
+        stealers.len() - 1
+    };
+    if let Some(h) = &inner.hooks.on_start {
+        h(id);
+    }
+    tracing::debug!(target: "weft_workerpool", worker = id, "worker started");
+    let mut tick = 0usize;
+    loop {
+        if let Some(task) = inner.find_task(&local, tick) {
+            tick = tick.wrapping_add(1);
+            inner.took_one();
+            if inner.state.load(Ordering::Acquire) == STOPPED {
+                drop(task); // immediate shutdown: cancel instead of running
+                continue;
+            }
+            // More queued work and sleepers: wake the next (chaining).
+            if inner.pending.load(Ordering::SeqCst) > 0 {
+                inner.sleepers.wake_one();
+            }
+            inner.busy.fetch_add(1, Ordering::Relaxed);
+            task.run();
+            inner.busy.fetch_sub(1, Ordering::Relaxed);
+            continue;
+        }
+        let state = inner.state.load(Ordering::Acquire);
+        if state != RUNNING && inner.pending.load(Ordering::SeqCst) == 0 {
+            break;
+        }
+        // The sleep protocol: announce, re-check, then block.
+        inner.sleepers.announce();
+        if inner.pending.load(Ordering::SeqCst) > 0
+            || inner.state.load(Ordering::Acquire) != RUNNING
+        {
+            inner.sleepers.retract();
+            if inner.pending.load(Ordering::SeqCst) > 0 {
+                // Work exists but is not visible yet (a submitter between its reservation
+                // and its push) or sits in a busy worker's deque: let others run.
+                weft_sync::thread::yield_now();
+            }
+            continue;
+        }
+        let above_min = inner.threads.load(Ordering::SeqCst) > inner.settings.min_threads;
+        let timeout = above_min.then_some(inner.settings.keep_alive);
+        if inner.sleepers.sleep(timeout) == Wake::TimedOut {
+            // Idle past the keep-alive: leave if still above the minimum.
+            let min = inner.settings.min_threads;
+            if inner
+                .threads
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                    (n > min).then_some(n - 1)
+                })
+                .is_ok()
+            {
+                // Work may have arrived as we left; hand it to someone else.
+                if inner.pending.load(Ordering::SeqCst) > 0 {
+                    inner.sleepers.wake_one();
+                    inner.maybe_grow();
+                }
+                retire(&inner, slot, &local, id);
+                return;
+            }
+        }
+    }
+    inner.threads.fetch_sub(1, Ordering::SeqCst);
+    retire(&inner, slot, &local, id);
+}
+
+/// Leaves the pool: hands the local deque's tasks back, unregisters, runs the exit hook,
+/// and signals `wait_exit`.
+fn retire(inner: &Arc<Inner>, slot: usize, local: &Worker<Task>, id: usize) {
+    while let Some(task) = local.pop() {
+        inner.normal.push(task);
+    }
+    inner.stealers.lock()[slot] = None;
+    if let Some(h) = &inner.hooks.on_exit {
+        h(id);
+    }
+    tracing::debug!(target: "weft_workerpool", worker = id, "worker exited");
+    let _g = inner.exited.0.lock();
+    inner.exited.1.notify_all();
+}
