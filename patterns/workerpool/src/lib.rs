@@ -214,3 +214,62 @@ impl Builder {
         ))
     }
 }
+
+/// Thin wrappers over internal primitives for the loom models in `loom-tests/` (built
+/// only under `--cfg loom`; not part of the API).
+#[cfg(loom)]
+#[doc(hidden)]
+pub mod loom_api {
+    use weft_sync::Arc;
+
+    /// The sleep protocol's parking lot.
+    #[derive(Debug, Default)]
+    pub struct Sleepers(crate::sleep::Sleepers);
+
+    impl Sleepers {
+        /// A parking lot with nobody parked.
+        pub fn new() -> Self {
+            Sleepers(crate::sleep::Sleepers::new())
+        }
+        /// Announce idleness.
+        pub fn announce(&self) {
+            self.0.announce();
+        }
+        /// Withdraw the announcement.
+        pub fn retract(&self) {
+            self.0.retract();
+        }
+        /// Block until woken.
+        pub fn sleep(&self) {
+            let _ = self.0.sleep(None);
+        }
+        /// Wake one announced sleeper.
+        pub fn wake_one(&self) {
+            self.0.wake_one();
+        }
+    }
+
+    /// A job's start/cancel state machine.
+    pub struct JobSlot(Arc<crate::handle::Slot<u32>>);
+
+    impl JobSlot {
+        /// A queued job.
+        pub fn new() -> Self {
+            JobSlot(crate::handle::Slot::new())
+        }
+        /// The worker's claim.
+        pub fn start(&self) -> bool {
+            self.0.start()
+        }
+        /// The handle's cancellation.
+        pub fn cancel(&self) -> bool {
+            self.0.cancel()
+        }
+    }
+
+    impl std::fmt::Debug for JobSlot {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JobSlot")
+        }
+    }
+}

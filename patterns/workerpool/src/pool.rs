@@ -164,7 +164,8 @@ pub struct Status {
     pub panicked: u64,
     /// Submissions refused (queue full, timeout, or shutting down).
     pub rejected: u64,
-    /// Jobs cancelled before they started.
+    /// Jobs cancelled before they started (counted when the pool discards them, which
+    /// for a job cancelled through its handle is when a worker reaches it).
     pub cancelled: u64,
     /// Jobs a worker stole from another's deque.
     pub steals: u64,
@@ -303,7 +304,7 @@ impl ThreadPool {
         }
         let slot = Slot::new();
         let task = job_task(&self.inner, &slot, job);
-        self.inner.push(priority, task);
+        Inner::push(&self.inner, priority, task);
         Ok(JobHandle { slot })
     }
 
@@ -311,7 +312,7 @@ impl ThreadPool {
     /// the scope's owner, which waits for them anyway).
     pub(crate) fn inner_push_unbounded(&self, priority: Priority, task: Task) {
         self.inner.pending.fetch_add(1, Ordering::SeqCst);
-        self.inner.push(priority, task);
+        Inner::push(&self.inner, priority, task);
     }
 
     /// A snapshot of the pool.
@@ -482,31 +483,31 @@ impl Inner {
     }
 
     /// Publishes a task (its place is reserved) and wakes or starts a worker.
-    fn push(self: &Arc<Self>, priority: Priority, task: Task) {
+    fn push(this: &Arc<Inner>, priority: Priority, task: Task) {
         match priority {
-            Priority::High => self.high.push(task),
-            Priority::Normal => self.normal.push(task),
+            Priority::High => this.high.push(task),
+            Priority::Normal => this.normal.push(task),
         }
-        if self.sleepers.idle() > 0 {
-            self.sleepers.wake_one();
+        if this.sleepers.idle() > 0 {
+            this.sleepers.wake_one();
         } else {
-            self.maybe_grow();
+            Inner::maybe_grow(this);
             // A worker may have announced itself idle meanwhile.
-            self.sleepers.wake_one();
+            this.sleepers.wake_one();
         }
     }
 
     /// Starts a worker if none is idle and the pool is below its maximum.
-    fn maybe_grow(self: &Arc<Self>) {
-        let max = self.settings.max_threads;
-        if self
+    fn maybe_grow(this: &Arc<Inner>) {
+        let max = this.settings.max_threads;
+        if this
             .threads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
                 (n < max).then_some(n + 1)
             })
             .is_ok()
         {
-            spawn_worker(self);
+            spawn_worker(this);
         }
     }
 
@@ -619,9 +620,15 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
                 drop(task); // immediate shutdown: cancel instead of running
                 continue;
             }
-            // More queued work and sleepers: wake the next (chaining).
+            // More queued work: wake the next sleeper (chaining), or, with none idle,
+            // start a thread (up to the maximum) so queued work never waits for a busy
+            // pool that could still grow.
             if inner.pending.load(Ordering::SeqCst) > 0 {
-                inner.sleepers.wake_one();
+                if inner.sleepers.idle() > 0 {
+                    inner.sleepers.wake_one();
+                } else {
+                    Inner::maybe_grow(&inner);
+                }
             }
             inner.busy.fetch_add(1, Ordering::Relaxed);
             task.run();
@@ -660,7 +667,7 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
                 // Work may have arrived as we left; hand it to someone else.
                 if inner.pending.load(Ordering::SeqCst) > 0 {
                     inner.sleepers.wake_one();
-                    inner.maybe_grow();
+                    Inner::maybe_grow(&inner);
                 }
                 retire(&inner, slot, &local, id);
                 return;

@@ -2,11 +2,12 @@
 //!
 //! # Design
 //!
-//! An idle worker announces itself (`idle += 1`, SeqCst), then checks once more for work
-//! (`pending > 0`, SeqCst) before blocking; a submitter publishes its job (`pending += 1`,
-//! SeqCst) and then checks for idle workers (`idle > 0`, SeqCst) to wake one. Both sides
-//! write one variable and then read the other, all SeqCst, so in the single total order
-//! at least one of them sees the other's write: either the worker sees the job and does
+//! An idle worker announces itself (`idle += 1`), then checks once more for work
+//! (`pending > 0`) before blocking; a submitter publishes its job (`pending += 1`) and
+//! then checks for idle workers (`idle > 0`) to wake one. Both sides write one variable,
+//! issue a full fence, and read the other (Dekker's pattern), so at least one of them
+//! sees the other's write (without the fences, store buffering could let both read the
+//! old values; loom finds that interleaving): either the worker sees the job and does
 //! not sleep, or the submitter sees the sleeper and wakes it. A wake-up hands a *token*
 //! to exactly one sleeper under the lock, so one submission wakes at most one thread
 //! (no thundering herd); a woken worker that finds more work than it can take wakes the
@@ -49,8 +50,12 @@ impl Sleepers {
     /// Step 1 of sleeping: announce. The caller must then re-check for work and either
     /// [`retract`](Self::retract) or [`sleep`](Self::sleep).
     pub(crate) fn announce(&self) {
-        // SeqCst: the Dekker pairing with the submitter's `pending` write (module docs).
+        // SeqCst, then a full fence before the caller's re-check of `pending`: the
+        // Dekker pairing with the submitter (module docs). The fence, not just the
+        // orderings, is what forbids both sides reading stale values (store buffering);
+        // loom models fences, and checks this (`no_lost_wakeup`).
         self.idle.fetch_add(1, Ordering::SeqCst);
+        weft_sync::atomic::full_fence();
     }
 
     /// Withdraws an announcement (work was found on the re-check).
@@ -86,7 +91,9 @@ impl Sleepers {
 
     /// Wakes one idle worker if any is announced (called after publishing work).
     pub(crate) fn wake_one(&self) {
-        // SeqCst load: the other half of the pairing (module docs).
+        // The other half of the pairing: the caller published `pending` (SeqCst); the
+        // fence orders that write before this load (module docs).
+        weft_sync::atomic::full_fence();
         if self.idle.load(Ordering::SeqCst) == 0 {
             return;
         }

@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 /// The workspace crates that contain `unsafe` code; their tests run under valgrind.
-const UNSAFE_CRATES: &[&str] = &["weft-lockfree", "weft-sync"];
+const UNSAFE_CRATES: &[&str] = &["weft-lockfree", "weft-sync", "weft-workerpool"];
 
 /// The memcheck options: any error or definite/indirect leak fails the run. Only those
 /// leak kinds are shown, so std's "possibly lost" thread handles do not look like failures.
