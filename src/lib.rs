@@ -14,6 +14,7 @@
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
+//! | `workerpool` | [`workerpool`] | `weft-workerpool`: work-stealing thread pool with bounded queues, backpressure policies, dynamic scaling, cancellation, priorities, zero idle cost |
 //!
 //! ```
 //! # #[cfg(feature = "lockfree")] {
@@ -49,6 +50,10 @@ pub use weft_sync as sync;
 #[cfg(feature = "time")]
 #[doc(inline)]
 pub use weft_time as time;
+
+#[cfg(feature = "workerpool")]
+#[doc(inline)]
+pub use weft_workerpool as workerpool;
 
 /// The teaching book in `docs/src`, compiled here so that every Rust snippet in it is
 /// built and run by `cargo test` (`cargo xtask test`).
