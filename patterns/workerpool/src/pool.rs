@@ -62,21 +62,27 @@ pub enum Backpressure {
     CallerRuns,
 }
 
-/// A job: told to run (`true`) or to cancel itself (`false`); dropping it unrun cancels.
+/// A job: run with the pool it runs on (`Some`), or cancelled (`None`); dropping it
+/// unrun cancels it. The pool is passed in rather than captured, so a job holds no
+/// reference count on the pool (an `Arc` clone per job would be a contended atomic on
+/// every submission).
 pub(crate) struct Task {
-    f: Option<Box<dyn FnOnce(bool) + Send>>,
+    f: Option<TaskFn>,
 }
 
+/// A task's body: `Some(pool)` to run, `None` to cancel.
+type TaskFn = Box<dyn FnOnce(Option<&Inner>) + Send>;
+
 impl Task {
-    pub(crate) fn new(f: impl FnOnce(bool) + Send + 'static) -> Self {
+    pub(crate) fn new(f: impl FnOnce(Option<&Inner>) + Send + 'static) -> Self {
         Task {
             f: Some(Box::new(f)),
         }
     }
 
-    fn run(mut self) {
+    fn run(mut self, inner: &Inner) {
         if let Some(f) = self.f.take() {
-            f(true);
+            f(Some(inner));
         }
     }
 }
@@ -84,7 +90,7 @@ impl Task {
 impl Drop for Task {
     fn drop(&mut self) {
         if let Some(f) = self.f.take() {
-            f(false);
+            f(None);
         }
     }
 }
@@ -247,7 +253,30 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        self.submit_with(Priority::Normal, job).map(drop)
+        let inner = &*self.inner;
+        if inner.state.load(Ordering::Acquire) != RUNNING {
+            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(SubmitError::ShuttingDown(job));
+        }
+        if let Err(why) = inner.reserve() {
+            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            return match why {
+                Backpressure::CallerRuns => {
+                    inner.counters.rejected.fetch_sub(1, Ordering::Relaxed);
+                    fire_and_forget(job).run(inner);
+                    Ok(())
+                }
+                Backpressure::Fail => Err(SubmitError::Full(job)),
+                _ => Err(SubmitError::Timeout(job)),
+            };
+        }
+        // No handle, so no result slot: the job runs straight from its task.
+        Inner::push(
+            &self.inner,
+            Priority::Normal,
+            fire_and_forget(job),
+        );
+        Ok(())
     }
 
     /// Runs `job` on the pool and returns a handle to its result.
@@ -288,8 +317,7 @@ impl ThreadPool {
             match why {
                 Backpressure::CallerRuns => {
                     let slot = Slot::new();
-                    let task = job_task(&self.inner, &slot, job);
-                    task.run();
+                    job_task(&slot, job).run(inner);
                     return Ok(JobHandle { slot });
                 }
                 Backpressure::Fail => {
@@ -303,7 +331,7 @@ impl ThreadPool {
             }
         }
         let slot = Slot::new();
-        let task = job_task(&self.inner, &slot, job);
+        let task = job_task(&slot, job);
         Inner::push(&self.inner, priority, task);
         Ok(JobHandle { slot })
     }
@@ -363,6 +391,10 @@ impl ThreadPool {
                         self.inner.pending.fetch_sub(1, Ordering::SeqCst);
                         drop(task); // cancels it
                         cancelled += 1;
+                        self.inner
+                            .counters
+                            .cancelled
+                            .fetch_add(1, Ordering::Relaxed);
                     }
                     Steal::Retry => continue,
                     Steal::Empty => break,
@@ -392,21 +424,47 @@ impl fmt::Debug for ThreadPool {
     }
 }
 
+/// Wraps a fire-and-forget job: runs it (catching and reporting a panic), or counts it
+/// cancelled.
+fn fire_and_forget<F>(job: F) -> Task
+where
+    F: FnOnce() + Send + 'static,
+{
+    Task::new(move |pool| {
+        let Some(inner) = pool else {
+            return; // cancelled: counted by whoever discarded it
+        };
+        let result = catch_unwind(AssertUnwindSafe(job));
+        inner.counters.completed.fetch_add(1, Ordering::Relaxed);
+        if let Err(payload) = result {
+            report_panic(inner, payload.as_ref());
+        }
+    })
+}
+
+/// Counts a job's panic, calls the panic handler and logs it; returns the message.
+fn report_panic(inner: &Inner, payload: &(dyn std::any::Any + Send)) -> String {
+    let message = panic_message(payload);
+    inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
+    if let Some(h) = &inner.hooks.on_panic {
+        h(&message);
+    }
+    tracing::warn!(target: "weft_workerpool", %message, "job panicked");
+    message
+}
+
 /// Wraps a user job: runs it (catching a panic) and completes its slot, or cancels it.
-fn job_task<F, T>(inner: &Arc<Inner>, slot: &Arc<Slot<T>>, job: F) -> Task
+fn job_task<F, T>(slot: &Arc<Slot<T>>, job: F) -> Task
 where
     F: FnOnce() -> T + Send + 'static,
     T: Send + 'static,
 {
-    let inner = Arc::clone(inner);
     let slot = Arc::clone(slot);
-    Task::new(move |run| {
-        if !run {
-            if slot.cancel() {
-                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-            }
+    Task::new(move |pool| {
+        let Some(inner) = pool else {
+            slot.cancel(); // discarded unrun: its handle resolves to Cancelled
             return;
-        }
+        };
         if !slot.start() {
             inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
             return; // cancelled while queued: its handle is already resolved
@@ -416,12 +474,7 @@ where
         match result {
             Ok(v) => slot.complete(Ok(v), DONE),
             Err(payload) => {
-                let message = panic_message(payload.as_ref());
-                inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
-                if let Some(h) = &inner.hooks.on_panic {
-                    h(&message);
-                }
-                tracing::warn!(target: "weft_workerpool", %message, "job panicked");
+                let message = report_panic(inner, payload.as_ref());
                 slot.complete(Err(JoinError::Panicked { message }), DONE);
             }
         }
@@ -500,6 +553,11 @@ impl Inner {
     /// Starts a worker if none is idle and the pool is below its maximum.
     fn maybe_grow(this: &Arc<Inner>) {
         let max = this.settings.max_threads;
+        // A plain load first: at the maximum (the steady state under load) no RMW, so
+        // submitters do not contend on the thread count.
+        if this.threads.load(Ordering::Relaxed) >= max {
+            return;
+        }
         if this
             .threads
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
@@ -618,6 +676,7 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
             inner.took_one();
             if inner.state.load(Ordering::Acquire) == STOPPED {
                 drop(task); // immediate shutdown: cancel instead of running
+                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             // More queued work: wake the next sleeper (chaining), or, with none idle,
@@ -631,7 +690,7 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
                 }
             }
             inner.busy.fetch_add(1, Ordering::Relaxed);
-            task.run();
+            task.run(&inner);
             inner.busy.fetch_sub(1, Ordering::Relaxed);
             continue;
         }

@@ -85,8 +85,8 @@ impl<'scope> Scope<'scope, '_> {
         // owner, who waits for it anyway.
         self.pool.inner_push_unbounded(
             Priority::Normal,
-            Task::new(move |run| {
-                if run {
+            Task::new(move |pool| {
+                if pool.is_some() {
                     state.run_one();
                 }
             }),
