@@ -75,4 +75,7 @@ pub mod book {
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;
+    #[cfg(feature = "workerpool")]
+    #[doc = include_str!("../docs/src/workerpool.md")]
+    pub struct Workerpool;
 }

@@ -171,8 +171,8 @@ impl Builder {
         self
     }
 
-    /// Called with the message of every job that panics (after the job's handle is
-    /// resolved; the worker survives).
+    /// Called with the message of every job that panics, on the worker, just before the
+    /// job's handle is resolved (the worker survives).
     pub fn on_panic(mut self, f: impl Fn(&str) + Send + Sync + 'static) -> Self {
         self.on_panic = Some(Box::new(f));
         self

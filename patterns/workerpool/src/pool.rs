@@ -4,8 +4,8 @@
 //!
 //! Submissions go to one of two global injectors (high and normal priority,
 //! `crossbeam_deque::Injector`). Each worker owns a local deque: it refills it from an
-//! injector a batch at a time (`steal_batch_and_pop`, which takes the injector's lock
-//! once per batch instead of once per job) and, when its own deque and the injectors are
+//! injector a batch at a time (`steal_batch_and_pop`: one atomic claim on the lock-free
+//! injector per batch instead of one per job) and, when its own deque and the injectors are
 //! empty, steals from the other workers' deques. Every eighth take prefers the normal
 //! injector over the high one, so a stream of high-priority jobs cannot starve normal
 //! ones.
@@ -260,6 +260,9 @@ impl ThreadPool {
         }
         if let Err(why) = inner.reserve() {
             inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+            if inner.state.load(Ordering::Acquire) != RUNNING {
+                return Err(SubmitError::ShuttingDown(job));
+            }
             return match why {
                 Backpressure::CallerRuns => {
                     inner.counters.rejected.fetch_sub(1, Ordering::Relaxed);
@@ -271,11 +274,7 @@ impl ThreadPool {
             };
         }
         // No handle, so no result slot: the job runs straight from its task.
-        Inner::push(
-            &self.inner,
-            Priority::Normal,
-            fire_and_forget(job),
-        );
+        Inner::push(&self.inner, Priority::Normal, fire_and_forget(job));
         Ok(())
     }
 
@@ -314,6 +313,10 @@ impl ThreadPool {
             return Err(SubmitError::ShuttingDown(job));
         }
         if let Err(why) = inner.reserve() {
+            if inner.state.load(Ordering::Acquire) != RUNNING {
+                inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(SubmitError::ShuttingDown(job));
+            }
             match why {
                 Backpressure::CallerRuns => {
                     let slot = Slot::new();

@@ -434,3 +434,36 @@ fn invalid_configuration_is_an_error() {
     );
     assert!(ThreadPool::builder().queue_capacity(0).build().is_err());
 }
+
+#[test]
+fn a_blocked_submitter_is_released_by_shutdown() {
+    let (open, rx) = gate();
+    let pool = ThreadPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .queue_capacity(1)
+        .backpressure(Backpressure::Block)
+        .build()
+        .unwrap();
+    let (started_tx, started_rx) = mpsc::channel();
+    let r = Arc::clone(&rx);
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        r.lock().unwrap().recv().ok();
+    })
+    .unwrap();
+    started_rx.recv_timeout(HANG).unwrap();
+    pool.execute(|| {}).unwrap(); // fills the queue
+    std::thread::scope(|s| {
+        let blocked = s.spawn(|| pool.submit(|| 9));
+        // Shutting down releases the blocked submitter with its job.
+        let report = pool.shutdown(Some(Duration::ZERO));
+        assert!(!report.completed);
+        match blocked.join().unwrap() {
+            Err(SubmitError::ShuttingDown(job)) => assert_eq!(job(), 9),
+            other => panic!("expected ShuttingDown, got {other:?}"),
+        }
+        open.send(()).unwrap();
+    });
+    assert!(pool.shutdown(Some(HANG)).completed);
+}
