@@ -701,6 +701,12 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
         if state != RUNNING && inner.pending.load(Ordering::SeqCst) == 0 {
             break;
         }
+        // Linger briefly before sleeping: a job that arrives within a few microseconds
+        // is taken without a futex sleep/wake round trip (which costs more than a tiny
+        // job). Bounded, so an idle pool still parks at once in CPU terms.
+        if linger(&inner) {
+            continue;
+        }
         // The sleep protocol: announce, re-check, then block.
         inner.sleepers.announce();
         if inner.pending.load(Ordering::SeqCst) > 0
@@ -738,6 +744,26 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
     }
     inner.threads.fetch_sub(1, Ordering::SeqCst);
     retire(&inner, slot, &local, id);
+}
+
+/// Spins, then yields, for a short while, watching for queued work; `true` if some
+/// appeared.
+fn linger(inner: &Inner) -> bool {
+    const SPINS: u32 = 64;
+    const YIELDS: u32 = 8;
+    for i in 0..SPINS + YIELDS {
+        // Relaxed: a hint; the sleep protocol that follows is what guarantees no job is
+        // missed.
+        if inner.pending.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        if i < SPINS {
+            std::hint::spin_loop();
+        } else {
+            weft_sync::thread::yield_now();
+        }
+    }
+    false
 }
 
 /// Leaves the pool: hands the local deque's tasks back, unregisters, runs the exit hook,
