@@ -31,7 +31,7 @@
 //!   which spills sorted runs to the system temp directory and merges them back: compare
 //!   with `wordcount_high_cardinality_2t`'s `weft` for the price of spilling.
 //!
-//! The corpus generator is a copy of the examples' (`examples/corpus/mod.rs`): words
+//! The corpus generator is the examples' (`examples/corpus/mod.rs`, included): words
 //! built from syllables with Zipf frequencies, lines of 5 to 15 words, a seeded xorshift
 //! generator.
 
@@ -46,6 +46,11 @@ use criterion::{
 };
 use rayon::prelude::*;
 use weft::mapreduce::MapReduce;
+
+// The examples' corpus generator, shared rather than copied.
+#[allow(dead_code)] // the examples use the rest of it (files on disk)
+#[path = "../examples/corpus/mod.rs"]
+mod corpus;
 
 /// Bytes of text per corpus.
 const CORPUS_BYTES: usize = 4_000_000;
@@ -129,7 +134,7 @@ struct Corpus {
 
 impl Corpus {
     fn new(name: &str, vocabulary: usize, seed: u64) -> Self {
-        let lines = generate(vocabulary, CORPUS_BYTES, seed);
+        let lines = corpus::lines(vocabulary, CORPUS_BYTES, seed);
         let bytes = lines.iter().map(|l| l.len() as u64 + 1).sum();
         let counts = single_thread_count::<std::hash::RandomState>(&lines);
         eprintln!(
@@ -234,84 +239,6 @@ fn spill(c: &mut Criterion) {
         b.iter(|| weft_count(&spilling, black_box(lines)))
     });
     g.finish();
-}
-
-// ---- the corpus generator (a copy of `examples/corpus/mod.rs`'s) ----
-
-/// The syllables words are built from: 16 of two letters, so a word is its rank in base 16.
-const SYLLABLES: [&str; 16] = [
-    "ka", "lo", "mi", "ne", "ru", "so", "ta", "vi", "be", "da", "fu", "go", "hi", "ju", "pe", "ze",
-];
-
-/// About `bytes` of lines of 5 to 15 words drawn with Zipf frequencies (rank `r` has
-/// weight `1 / (r + 1)`) from `vocabulary` words.
-fn generate(vocabulary: usize, bytes: usize, seed: u64) -> Vec<String> {
-    let words: Vec<String> = (0..vocabulary).map(word).collect();
-    let mut total = 0.0;
-    let cumulative: Vec<f64> = (0..vocabulary)
-        .map(|r| {
-            total += 1.0 / (r + 1) as f64;
-            total
-        })
-        .collect();
-    let mut rng = XorShift::new(seed);
-    let (mut lines, mut size) = (Vec::new(), 0);
-    while size < bytes {
-        let mut line = String::new();
-        for i in 0..5 + rng.next() % 11 {
-            let x = rng.unit() * total;
-            let rank = cumulative.partition_point(|&c| c < x);
-            if i > 0 {
-                line.push(' ');
-            }
-            line.push_str(&words[rank.min(vocabulary - 1)]);
-        }
-        size += line.len() + 1;
-        lines.push(line);
-    }
-    lines
-}
-
-/// The word of rank `rank`: its base-16 digits as syllables, most significant first.
-fn word(mut rank: usize) -> String {
-    let mut syllables = Vec::new();
-    loop {
-        syllables.push(SYLLABLES[rank % 16]);
-        rank /= 16;
-        if rank == 0 {
-            break;
-        }
-    }
-    syllables.reverse();
-    syllables.concat()
-}
-
-/// xorshift64* (Marsaglia's xorshift, scrambled by a multiply as Vigna proposed).
-struct XorShift(u64);
-
-impl XorShift {
-    /// A generator whose state is `seed` scrambled by splitmix64, so that nearby seeds
-    /// give unrelated streams.
-    fn new(seed: u64) -> Self {
-        let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        XorShift((z ^ (z >> 31)) | 1) // the state must not be zero
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 fn config() -> Criterion {

@@ -80,6 +80,23 @@ pub(crate) fn ensure() -> io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// About `bytes` of lines of 5 to 15 words drawn with Zipf frequencies (rank `r` has
+/// weight `1 / (r + 1)`) from `vocabulary` words: the in-memory corpora of
+/// `benches/mapreduce.rs`, which includes this module.
+#[allow(dead_code)] // used by the bench; the examples read the files `ensure` writes
+pub(crate) fn lines(vocabulary: usize, bytes: usize, seed: u64) -> Vec<String> {
+    let words = Words::new(vocabulary);
+    let mut rng = XorShift::new(seed);
+    let (mut out, mut size) = (Vec::new(), 0);
+    while size < bytes {
+        let mut line = String::new();
+        words.line(&mut rng, &mut line);
+        size += line.len() + 1;
+        out.push(line);
+    }
+    out
+}
+
 /// A vocabulary with Zipf frequencies.
 struct Words {
     words: Vec<String>,
