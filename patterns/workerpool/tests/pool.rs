@@ -21,6 +21,20 @@ fn count(n: usize) -> usize {
     }
 }
 
+/// Occupies one worker of `pool` with a job that blocks until the returned sender is
+/// used (or dropped), and returns once that job is running.
+fn occupy(pool: &ThreadPool) -> mpsc::Sender<()> {
+    let (open, rx) = gate();
+    let (started_tx, started_rx) = mpsc::channel();
+    pool.execute(move || {
+        started_tx.send(()).unwrap();
+        rx.lock().unwrap().recv().ok();
+    })
+    .unwrap();
+    started_rx.recv_timeout(HANG).unwrap();
+    open
+}
+
 /// A one-shot gate: jobs block on it until the test opens it.
 fn gate() -> (mpsc::Sender<()>, Arc<Mutex<mpsc::Receiver<()>>>) {
     let (tx, rx) = mpsc::channel();
@@ -107,7 +121,6 @@ fn fail_policy_hands_the_job_back() {
 
 #[test]
 fn block_for_times_out_and_block_waits_for_room() {
-    let (open, rx) = gate();
     let pool = Arc::new(
         ThreadPool::builder()
             .min_threads(1)
@@ -117,20 +130,12 @@ fn block_for_times_out_and_block_waits_for_room() {
             .build()
             .unwrap(),
     );
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        r.lock().unwrap().recv().ok();
-    })
-    .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let open = occupy(&pool);
     pool.execute(|| {}).unwrap(); // fills the queue
     assert!(matches!(pool.submit(|| 3), Err(SubmitError::Timeout(_))));
     open.send(()).unwrap();
 
     // Block: a submitter waits for room instead of failing.
-    let (open2, rx2) = gate();
     let pool = ThreadPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -138,14 +143,7 @@ fn block_for_times_out_and_block_waits_for_room() {
         .backpressure(Backpressure::Block)
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx2);
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        r.lock().unwrap().recv().ok();
-    })
-    .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let open2 = occupy(&pool);
     pool.execute(|| {}).unwrap(); // fills the queue
     std::thread::scope(|s| {
         let blocked = s.spawn(|| pool.submit(|| 4).map(|h| h.join()));
@@ -157,7 +155,6 @@ fn block_for_times_out_and_block_waits_for_room() {
 
 #[test]
 fn caller_runs_when_full() {
-    let (open, rx) = gate();
     let pool = ThreadPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -165,14 +162,7 @@ fn caller_runs_when_full() {
         .backpressure(Backpressure::CallerRuns)
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        r.lock().unwrap().recv().ok();
-    })
-    .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let open = occupy(&pool);
     pool.execute(|| {}).unwrap();
     let me = std::thread::current().id();
     let ran_on = pool
@@ -315,20 +305,12 @@ fn grows_under_load_and_shrinks_back_after_keep_alive() {
 
 #[test]
 fn high_priority_jobs_go_first() {
-    let (open, rx) = gate();
     let pool = ThreadPool::builder()
         .min_threads(1)
         .max_threads(1)
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        r.lock().unwrap().recv().ok();
-    })
-    .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let open = occupy(&pool);
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut handles = Vec::new();
     for (prio, tag) in [
@@ -437,7 +419,6 @@ fn invalid_configuration_is_an_error() {
 
 #[test]
 fn a_blocked_submitter_is_released_by_shutdown() {
-    let (open, rx) = gate();
     let pool = ThreadPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -445,14 +426,7 @@ fn a_blocked_submitter_is_released_by_shutdown() {
         .backpressure(Backpressure::Block)
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        r.lock().unwrap().recv().ok();
-    })
-    .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let open = occupy(&pool);
     pool.execute(|| {}).unwrap(); // fills the queue
     std::thread::scope(|s| {
         let blocked = s.spawn(|| pool.submit(|| 9));
