@@ -62,6 +62,35 @@ pub enum Backpressure {
     CallerRuns,
 }
 
+/// What becomes of a submission.
+enum Admission {
+    /// A queue place is reserved: push the job.
+    Queued,
+    /// The queue is full and the policy is `CallerRuns`.
+    RunHere,
+    /// Refused; the job goes back to the caller.
+    Refused(Refusal),
+}
+
+/// Why a submission was refused.
+#[derive(Clone, Copy)]
+enum Refusal {
+    Full,
+    Timeout,
+    ShuttingDown,
+}
+
+impl Refusal {
+    /// The error that hands `job` back.
+    fn hand_back<F>(self, job: F) -> SubmitError<F> {
+        match self {
+            Refusal::Full => SubmitError::Full(job),
+            Refusal::Timeout => SubmitError::Timeout(job),
+            Refusal::ShuttingDown => SubmitError::ShuttingDown(job),
+        }
+    }
+}
+
 /// A job: run with the pool it runs on (`Some`), or cancelled (`None`); dropping it
 /// unrun cancels it. The pool is passed in rather than captured, so a job holds no
 /// reference count on the pool (an `Arc` clone per job would be a contended atomic on
@@ -253,28 +282,12 @@ impl ThreadPool {
     where
         F: FnOnce() + Send + 'static,
     {
-        let inner = &*self.inner;
-        if inner.state.load(Ordering::Acquire) != RUNNING {
-            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(SubmitError::ShuttingDown(job));
+        match self.inner.admit() {
+            // No handle, so no result slot: the job runs straight from its task.
+            Admission::Queued => Inner::push(&self.inner, Priority::Normal, fire_and_forget(job)),
+            Admission::RunHere => fire_and_forget(job).run(&self.inner),
+            Admission::Refused(why) => return Err(why.hand_back(job)),
         }
-        if let Err(why) = inner.reserve() {
-            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            if inner.state.load(Ordering::Acquire) != RUNNING {
-                return Err(SubmitError::ShuttingDown(job));
-            }
-            return match why {
-                Backpressure::CallerRuns => {
-                    inner.counters.rejected.fetch_sub(1, Ordering::Relaxed);
-                    fire_and_forget(job).run(inner);
-                    Ok(())
-                }
-                Backpressure::Fail => Err(SubmitError::Full(job)),
-                _ => Err(SubmitError::Timeout(job)),
-            };
-        }
-        // No handle, so no result slot: the job runs straight from its task.
-        Inner::push(&self.inner, Priority::Normal, fire_and_forget(job));
         Ok(())
     }
 
@@ -307,35 +320,12 @@ impl ThreadPool {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let inner = &*self.inner;
-        if inner.state.load(Ordering::Acquire) != RUNNING {
-            inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(SubmitError::ShuttingDown(job));
-        }
-        if let Err(why) = inner.reserve() {
-            if inner.state.load(Ordering::Acquire) != RUNNING {
-                inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                return Err(SubmitError::ShuttingDown(job));
-            }
-            match why {
-                Backpressure::CallerRuns => {
-                    let slot = Slot::new();
-                    job_task(&slot, job).run(inner);
-                    return Ok(JobHandle { slot });
-                }
-                Backpressure::Fail => {
-                    inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(SubmitError::Full(job));
-                }
-                _ => {
-                    inner.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(SubmitError::Timeout(job));
-                }
-            }
-        }
         let slot = Slot::new();
-        let task = job_task(&slot, job);
-        Inner::push(&self.inner, priority, task);
+        match self.inner.admit() {
+            Admission::Queued => Inner::push(&self.inner, priority, job_task(&slot, job)),
+            Admission::RunHere => job_task(&slot, job).run(&self.inner),
+            Admission::Refused(why) => return Err(why.hand_back(job)),
+        }
         Ok(JobHandle { slot })
     }
 
@@ -388,20 +378,14 @@ impl ThreadPool {
         self.inner.state.store(STOPPED, Ordering::Release);
         let mut cancelled = 0;
         for injector in [&self.inner.high, &self.inner.normal] {
-            loop {
-                match injector.steal() {
-                    Steal::Success(task) => {
-                        self.inner.pending.fetch_sub(1, Ordering::SeqCst);
-                        drop(task); // cancels it
-                        cancelled += 1;
-                        self.inner
-                            .counters
-                            .cancelled
-                            .fetch_add(1, Ordering::Relaxed);
-                    }
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
+            while let Some(task) = retry_steal(|| injector.steal()) {
+                self.inner.pending.fetch_sub(1, Ordering::SeqCst);
+                drop(task); // cancels it
+                cancelled += 1;
+                self.inner
+                    .counters
+                    .cancelled
+                    .fetch_add(1, Ordering::Relaxed);
             }
         }
         self.inner.sleepers.wake_all();
@@ -493,8 +477,22 @@ pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
 }
 
 impl Inner {
-    /// Reserves a queue place, or says which policy refused.
-    fn reserve(&self) -> Result<(), Backpressure> {
+    /// Decides what happens to a submission: queued (its place is reserved), run on the
+    /// caller, or refused; counts refusals.
+    fn admit(&self) -> Admission {
+        let admission = self.reserve();
+        if let Admission::Refused(_) = admission {
+            self.counters.rejected.fetch_add(1, Ordering::Relaxed);
+        }
+        admission
+    }
+
+    /// Reserves a queue place, applying the backpressure policy when the queue is full.
+    fn reserve(&self) -> Admission {
+        let running = || self.state.load(Ordering::Acquire) == RUNNING;
+        if !running() {
+            return Admission::Refused(Refusal::ShuttingDown);
+        }
         let cap = self.settings.capacity;
         let try_take = || {
             // SeqCst: this increment is the submitter's half of the sleep protocol.
@@ -505,29 +503,29 @@ impl Inner {
                 .is_ok()
         };
         if try_take() {
-            return Ok(());
+            return Admission::Queued;
         }
-        let policy = self.settings.backpressure;
-        let deadline = match policy {
-            Backpressure::Fail | Backpressure::CallerRuns => return Err(policy),
+        let deadline = match self.settings.backpressure {
+            Backpressure::Fail => return Admission::Refused(Refusal::Full),
+            Backpressure::CallerRuns => return Admission::RunHere,
             Backpressure::Block => None,
             Backpressure::BlockFor(d) => Some(Instant::now() + d),
         };
         self.blocked.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space.0.lock();
-        let result = loop {
+        let admission = loop {
             if try_take() {
-                break Ok(());
+                break Admission::Queued;
             }
-            if self.state.load(Ordering::Acquire) != RUNNING {
-                break Err(policy);
+            if !running() {
+                break Admission::Refused(Refusal::ShuttingDown);
             }
             match deadline {
                 None => guard = self.space.1.wait(guard),
                 Some(d) => {
                     let now = Instant::now();
                     if now >= d {
-                        break Err(policy);
+                        break Admission::Refused(Refusal::Timeout);
                     }
                     guard = self.space.1.wait_timeout(guard, d - now).0;
                 }
@@ -535,7 +533,7 @@ impl Inner {
         };
         drop(guard);
         self.blocked.fetch_sub(1, Ordering::SeqCst);
-        result
+        admission
     }
 
     /// Publishes a task (its place is reserved) and wakes or starts a worker.
@@ -544,13 +542,11 @@ impl Inner {
             Priority::High => this.high.push(task),
             Priority::Normal => this.normal.push(task),
         }
-        if this.sleepers.idle() > 0 {
-            this.sleepers.wake_one();
-        } else {
+        if this.sleepers.idle() == 0 {
             Inner::maybe_grow(this);
-            // A worker may have announced itself idle meanwhile.
-            this.sleepers.wake_one();
         }
+        // Also after growing: a worker may have announced itself idle meanwhile.
+        this.sleepers.wake_one();
     }
 
     /// Starts a worker if none is idle and the pool is below its maximum.
@@ -591,29 +587,23 @@ impl Inner {
         } else {
             (&self.high, &self.normal)
         };
-        for injector in [first, second] {
-            loop {
-                match injector.steal_batch_and_pop(local) {
-                    Steal::Success(t) => return Some(t),
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
-            }
+        if let Some(t) = [first, second]
+            .into_iter()
+            .find_map(|injector| retry_steal(|| injector.steal_batch_and_pop(local)))
+        {
+            return Some(t);
         }
-        let stealers: Vec<Stealer<Task>> = self.stealers.lock().iter().flatten().cloned().collect();
-        for s in &stealers {
-            loop {
-                match s.steal() {
-                    Steal::Success(t) => {
-                        self.counters.steals.fetch_add(1, Ordering::Relaxed);
-                        return Some(t);
-                    }
-                    Steal::Retry => continue,
-                    Steal::Empty => break,
-                }
-            }
+        // Steal under the registry's lock: no per-search allocation or `Stealer` clones.
+        let stolen = self
+            .stealers
+            .lock()
+            .iter()
+            .flatten()
+            .find_map(|s| retry_steal(|| s.steal()));
+        if stolen.is_some() {
+            self.counters.steals.fetch_add(1, Ordering::Relaxed);
         }
-        None
+        stolen
     }
 
     /// Waits until every worker has exited, or the deadline passes.
@@ -636,6 +626,14 @@ impl Inner {
             }
         }
     }
+}
+
+/// Repeats a steal until it succeeds or finds nothing (`Retry` means "lost a race, try
+/// again").
+fn retry_steal(mut steal: impl FnMut() -> Steal<Task>) -> Option<Task> {
+    std::iter::repeat_with(&mut steal)
+        .find(|s| !s.is_retry())
+        .and_then(Steal::success)
 }
 
 /// Starts one worker thread (the caller already counted it in `threads`).

@@ -84,7 +84,11 @@ fn idle_pool_uses_under_one_percent_of_a_core() {
         .collect();
     let sum: u64 = handles.into_iter().map(|h| h.join().unwrap()).sum();
     assert_eq!(sum, (0..64u64).map(|i| i * i).sum::<u64>());
-    std::thread::sleep(Duration::from_millis(200));
+    // Wait (without deciding anything by time) until both workers have parked.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while pool.status().idle < 2 && std::time::Instant::now() < deadline {
+        std::thread::yield_now();
+    }
     let before = pool.status();
     assert_eq!(before.threads, 2, "{before:?}");
     assert_eq!(before.idle, 2, "both workers parked: {before:?}");
