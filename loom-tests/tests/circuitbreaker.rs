@@ -90,44 +90,34 @@ fn exactly_n_half_open_permits() {
 #[test]
 fn window_conserves_calls() {
     loom::model(|| {
-        let b = Arc::new(
-            CircuitBreaker::builder()
-                .sliding_window(SlidingWindow::count(4))
-                .minimum_calls(4)
-                .clock(ManualClock::new())
-                .build()
-                .unwrap(),
-        );
-        let t = {
-            let b = Arc::clone(&b);
-            thread::spawn(move || {
-                let _ = b.call(|| Err::<(), _>(()));
-            })
-        };
-        let _ = b.call(|| Ok::<_, ()>(()));
-        t.join().unwrap();
-        let m = b.metrics();
+        let m = race_one_failure_one_success(4, 4);
         assert_eq!((m.calls, m.failed_in_window), (2, 1));
     });
     loom::model(|| {
-        let b = Arc::new(
-            CircuitBreaker::builder()
-                .sliding_window(SlidingWindow::count(1))
-                .minimum_calls(2)
-                .clock(ManualClock::new())
-                .build()
-                .unwrap(),
-        );
-        let t = {
-            let b = Arc::clone(&b);
-            thread::spawn(move || {
-                let _ = b.call(|| Err::<(), _>(()));
-            })
-        };
-        let _ = b.call(|| Ok::<_, ()>(()));
-        t.join().unwrap();
-        let m = b.metrics();
+        let m = race_one_failure_one_success(1, 2);
         assert_eq!(m.calls, 1);
         assert!(m.failed_in_window <= 1);
     });
+}
+
+/// A failing call on another thread races a succeeding one here, through a count window
+/// of `size` calls; the window's metrics afterwards.
+fn race_one_failure_one_success(size: u32, minimum: u32) -> weft_circuitbreaker::Metrics {
+    let b = Arc::new(
+        CircuitBreaker::builder()
+            .sliding_window(SlidingWindow::count(size))
+            .minimum_calls(minimum)
+            .clock(ManualClock::new())
+            .build()
+            .unwrap(),
+    );
+    let t = {
+        let b = Arc::clone(&b);
+        thread::spawn(move || {
+            let _ = b.call(|| Err::<(), _>(()));
+        })
+    };
+    let _ = b.call(|| Ok::<_, ()>(()));
+    t.join().unwrap();
+    b.metrics()
 }

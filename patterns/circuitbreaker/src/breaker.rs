@@ -594,9 +594,17 @@ impl<C: Clock> CircuitBreaker<C> {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, NotPermitted> {
-        let (generation, trial) = self.acquire()?;
         Ok(Permit {
             breaker: self,
+            ticket: self.ticket()?,
+        })
+    }
+
+    /// Permission for one call, as the bookkeeping both permit types carry.
+    #[inline]
+    fn ticket(&self) -> Result<Ticket, NotPermitted> {
+        let (generation, trial) = self.acquire()?;
+        Ok(Ticket {
             generation,
             trial,
             start: self.start_time(),
@@ -674,13 +682,13 @@ impl<C: Clock> CircuitBreaker<C> {
             }
             return;
         }
-        let (now, slow) = match self.config.slow {
-            Some((limit, _)) => {
-                let now = self.now_ns();
-                (now, now.saturating_sub(start) > limit)
-            }
-            None => (0, false),
-        };
+        // One clock read, taken only when slow-call tracking or a time window needs it.
+        let needs_clock = self.config.slow.is_some() || matches!(self.window, Window::Time(_));
+        let now = if needs_clock { self.now_ns() } else { 0 };
+        let slow = self
+            .config
+            .slow
+            .is_some_and(|(limit, _)| now.saturating_sub(start) > limit);
         let failed = outcome == Outcome::Failure;
         if trial {
             self.count(failed, slow);
@@ -699,11 +707,6 @@ impl<C: Clock> CircuitBreaker<C> {
         let code = window::PRESENT
             | if failed { window::FAILED } else { 0 }
             | if slow { window::SLOW } else { 0 };
-        let now = if matches!(self.window, Window::Time(_)) && now == 0 {
-            self.now_ns()
-        } else {
-            now
-        };
         let changed = self.window.record(code, now);
         // Judged whenever the totals moved, successes included: a success can be the call
         // that brings the window to its minimum while the failure rate is already above
@@ -725,11 +728,14 @@ impl<C: Clock> CircuitBreaker<C> {
         }
     }
 
-    /// Whether window totals call for opening.
+    /// Whether window totals call for opening: enough calls, and a rate at a threshold.
     fn should_open(&self, t: Totals) -> bool {
-        if t.calls < self.config.minimum_calls {
-            return false;
-        }
+        t.calls >= self.config.minimum_calls && self.rates_trip(t)
+    }
+
+    /// Whether the failure or slow-call rate of `t` reaches its threshold (for the window
+    /// and for the half-open trials alike).
+    fn rates_trip(&self, t: Totals) -> bool {
         t.failure_rate() >= self.config.failure_rate
             || self
                 .config
@@ -763,7 +769,7 @@ impl<C: Clock> CircuitBreaker<C> {
                             failures: u64::from(next.failed()),
                             slow: u64::from(next.slow()),
                         };
-                        let to = if self.trial_says_open(t) {
+                        let to = if self.rates_trip(t) {
                             State::Open
                         } else {
                             State::Closed
@@ -775,14 +781,6 @@ impl<C: Clock> CircuitBreaker<C> {
                 Err(actual) => current = actual,
             }
         }
-    }
-
-    fn trial_says_open(&self, t: Totals) -> bool {
-        t.failure_rate() >= self.config.failure_rate
-            || self
-                .config
-                .slow
-                .is_some_and(|(_, rate)| t.slow_rate() >= rate)
     }
 
     /// Returns a cancelled trial's permit.
@@ -1087,10 +1085,34 @@ impl<C: Clock> fmt::Debug for CircuitBreaker<C> {
 #[must_use = "a permit dropped without an outcome counts as a cancelled call"]
 pub struct Permit<'a, C: Clock = FastClock> {
     breaker: &'a CircuitBreaker<C>,
+    ticket: Ticket,
+}
+
+/// What a permit remembers of its call: the generation it was admitted in, whether it is
+/// a half-open trial, when it started (for slow-call detection), and whether its outcome
+/// was reported.
+#[derive(Debug)]
+struct Ticket {
     generation: u64,
     trial: bool,
     start: u64,
     settled: bool,
+}
+
+impl Ticket {
+    /// Reports the call's outcome.
+    fn record<C: Clock>(&mut self, breaker: &CircuitBreaker<C>, outcome: Outcome) {
+        self.settled = true;
+        breaker.finish(self.generation, self.trial, self.start, outcome);
+    }
+
+    /// A permit dropped without an outcome: a cancelled call. A half-open trial gives its
+    /// permit back; a closed-state call records nothing.
+    fn cancel_unsettled<C: Clock>(&self, breaker: &CircuitBreaker<C>) {
+        if !self.settled && self.trial {
+            breaker.give_back(self.generation);
+        }
+    }
 }
 
 impl<C: Clock> Permit<'_, C> {
@@ -1106,29 +1128,25 @@ impl<C: Clock> Permit<'_, C> {
 
     /// The call finished with `outcome`.
     pub fn record(mut self, outcome: Outcome) {
-        self.settled = true;
-        self.breaker
-            .finish(self.generation, self.trial, self.start, outcome);
+        self.ticket.record(self.breaker, outcome);
     }
 
     /// `true` if this is one of the half-open trial calls.
     pub fn is_trial(&self) -> bool {
-        self.trial
+        self.ticket.trial
     }
 }
 
 impl<C: Clock> Drop for Permit<'_, C> {
     fn drop(&mut self) {
-        if !self.settled && self.trial {
-            self.breaker.give_back(self.generation);
-        }
+        self.ticket.cancel_unsettled(self.breaker);
     }
 }
 
 impl<C: Clock> fmt::Debug for Permit<'_, C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Permit")
-            .field("trial", &self.trial)
+            .field("trial", &self.ticket.trial)
             .finish_non_exhaustive()
     }
 }
@@ -1137,10 +1155,7 @@ impl<C: Clock> fmt::Debug for Permit<'_, C> {
 #[must_use = "a permit dropped without an outcome counts as a cancelled call"]
 pub struct OwnedPermit<C: Clock = FastClock> {
     breaker: Arc<CircuitBreaker<C>>,
-    generation: u64,
-    trial: bool,
-    start: u64,
-    settled: bool,
+    ticket: Ticket,
 }
 
 impl<C: Clock> CircuitBreaker<C> {
@@ -1151,13 +1166,9 @@ impl<C: Clock> CircuitBreaker<C> {
     ///
     /// As [`try_acquire`](Self::try_acquire).
     pub fn try_acquire_owned(this: &Arc<Self>) -> Result<OwnedPermit<C>, NotPermitted> {
-        let (generation, trial) = this.acquire()?;
         Ok(OwnedPermit {
+            ticket: this.ticket()?,
             breaker: Arc::clone(this),
-            generation,
-            trial,
-            start: this.start_time(),
-            settled: false,
         })
     }
 }
@@ -1165,24 +1176,20 @@ impl<C: Clock> CircuitBreaker<C> {
 impl<C: Clock> OwnedPermit<C> {
     /// The call finished with `outcome`.
     pub fn record(mut self, outcome: Outcome) {
-        self.settled = true;
-        self.breaker
-            .finish(self.generation, self.trial, self.start, outcome);
+        self.ticket.record(&self.breaker, outcome);
     }
 }
 
 impl<C: Clock> Drop for OwnedPermit<C> {
     fn drop(&mut self) {
-        if !self.settled && self.trial {
-            self.breaker.give_back(self.generation);
-        }
+        self.ticket.cancel_unsettled(&self.breaker);
     }
 }
 
 impl<C: Clock> fmt::Debug for OwnedPermit<C> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OwnedPermit")
-            .field("trial", &self.trial)
+            .field("trial", &self.ticket.trial)
             .finish_non_exhaustive()
     }
 }

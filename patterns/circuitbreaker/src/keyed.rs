@@ -55,6 +55,7 @@ pub struct KeyedBreakers<K, C: Clock = FastClock, S = RandomState> {
     hasher: S,
     shard_cap: usize,
     max_keys: usize,
+    /// Insertions so far: the clock breakers' recency is measured in.
     tick: AtomicU64,
     evicted: AtomicU64,
 }
@@ -85,13 +86,16 @@ impl<K: Hash + Eq + Clone, C: Clock, S: BuildHasher> KeyedBreakers<K, C, S> {
     /// The breaker for `key`, created if absent.
     pub fn get(&self, key: &K) -> Arc<CircuitBreaker<C>> {
         let shard = &self.shards[(self.hasher.hash_one(key) as usize) % SHARDS];
-        // Relaxed: a recency hint only.
-        let tick = self.tick.fetch_add(1, Ordering::Relaxed);
         let mut map = shard.lock();
         if let Some(entry) = map.get(key) {
-            entry.last_used.store(tick, Ordering::Relaxed);
+            // Recency is counted in insertions: a hit only reads the clock of inserts, so
+            // the common path writes no line shared by every caller. Relaxed: a hint only.
+            entry
+                .last_used
+                .store(self.tick.load(Ordering::Relaxed), Ordering::Relaxed);
             return Arc::clone(&entry.breaker);
         }
+        let tick = self.tick.fetch_add(1, Ordering::Relaxed) + 1;
         if map.len() >= self.shard_cap {
             self.evict_one(&mut map);
         }
