@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use weft_sync::atomic::{AtomicU64, Ordering};
 use weft_sync::{Arc, CachePadded, Mutex};
-use weft_time::{BackoffPolicy, Clock, FastClock};
+use weft_time::{BackoffPolicy, Clock, Epoch, FastClock};
 
 use crate::error::{ConfigError, NotPermitted};
 use crate::window::{self, CountWindow, TimeWindow, Totals, Window};
@@ -377,8 +377,7 @@ impl<C: Clock> Builder<C> {
                 });
             }
         }
-        let origin = self.clock.now();
-        let origin_ns = self.clock.monotonic_nanos();
+        let epoch = Epoch::now(&self.clock);
         Ok(CircuitBreaker {
             word: CachePadded::new(AtomicU64::new(Word::new(State::Closed, 0, 0).0)),
             open_until: AtomicU64::new(0),
@@ -400,8 +399,7 @@ impl<C: Clock> Builder<C> {
             },
             listeners: self.listeners,
             clock: self.clock,
-            origin,
-            origin_ns,
+            epoch,
         })
     }
 }
@@ -530,8 +528,8 @@ pub struct CircuitBreaker<C: Clock = FastClock> {
     config: Settings,
     listeners: Vec<Listener>,
     clock: C,
-    origin: Instant,
-    origin_ns: u64,
+    /// Where nanosecond times count from.
+    epoch: Epoch,
 }
 
 impl CircuitBreaker<FastClock> {
@@ -555,13 +553,7 @@ impl CircuitBreaker<FastClock> {
 impl<C: Clock> CircuitBreaker<C> {
     #[inline]
     fn now_ns(&self) -> u64 {
-        self.clock.monotonic_nanos().saturating_sub(self.origin_ns)
-    }
-
-    fn instant(&self, ns: u64) -> Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(ns))
-            .unwrap_or(self.origin)
+        self.epoch.nanos(&self.clock)
     }
 
     /// The current state.
@@ -857,7 +849,7 @@ impl<C: Clock> CircuitBreaker<C> {
             name: self.config.name,
             from: seen.state(),
             to,
-            at: self.instant(now),
+            at: self.epoch.instant(now),
         };
         tracing::info!(
             target: "weft_circuitbreaker",

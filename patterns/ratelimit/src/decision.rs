@@ -3,6 +3,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use weft_time::Epoch;
+
 use crate::Quota;
 use crate::gcra::Gcra;
 
@@ -77,6 +79,16 @@ pub struct NotUntil {
 }
 
 impl NotUntil {
+    /// A denial decided at `now` that would be admitted at `earliest` (nanoseconds since
+    /// `epoch`), by `quota`.
+    pub(crate) fn new(epoch: &Epoch, earliest: u64, now: u64, quota: Quota) -> Self {
+        NotUntil {
+            earliest: epoch.instant(earliest),
+            decided_at: epoch.instant(now),
+            quota,
+        }
+    }
+
     /// The earliest instant at which the request would be admitted (if nobody else takes
     /// the capacity first).
     pub fn earliest_possible(&self) -> Instant {

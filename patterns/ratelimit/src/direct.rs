@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use weft_sync::CachePadded;
 use weft_sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use weft_time::{Clock, FastClock};
+use weft_time::{Clock, Epoch, FastClock};
 
 use crate::gcra::Gcra;
 use crate::{Admitted, Error, NotUntil, Quota};
@@ -14,7 +14,7 @@ use crate::{Admitted, Error, NotUntil, Quota};
 /// the counters bumped right after updating it.
 #[derive(Debug)]
 struct Hot {
-    /// GCRA's theoretical arrival time, in nanoseconds since `origin`.
+    /// GCRA's theoretical arrival time, in nanoseconds since the epoch.
     tat: AtomicU64,
     /// Cells admitted.
     admitted: AtomicU64,
@@ -65,10 +65,8 @@ pub struct RateLimiter<C: Clock = FastClock> {
     quota: Quota,
     /// The time source.
     clock: C,
-    /// The instant all nanosecond times are measured from.
-    origin: Instant,
-    /// `clock.monotonic_nanos()` at `origin`.
-    origin_ns: u64,
+    /// Where the limiter's nanosecond times count from.
+    epoch: Epoch,
 }
 
 /// A snapshot of a limiter's counters and state.
@@ -114,8 +112,7 @@ impl<C: Clock> RateLimiter<C> {
 
     /// A limiter for `quota` reading time from `clock`, starting fully replenished.
     pub fn with_clock(quota: Quota, clock: C) -> Self {
-        let origin = clock.now();
-        let origin_ns = clock.monotonic_nanos();
+        let epoch = Epoch::now(&clock);
         RateLimiter {
             hot: CachePadded::new(Hot {
                 tat: AtomicU64::new(0),
@@ -127,8 +124,7 @@ impl<C: Clock> RateLimiter<C> {
             gcra: Gcra::new(&quota),
             quota,
             clock,
-            origin,
-            origin_ns,
+            epoch,
         }
     }
 
@@ -157,17 +153,10 @@ impl<C: Clock> RateLimiter<C> {
         &self.clock
     }
 
-    /// Nanoseconds since `origin` now.
+    /// Nanoseconds since the epoch, now.
     #[inline]
     fn now_ns(&self) -> u64 {
-        self.clock.monotonic_nanos().saturating_sub(self.origin_ns)
-    }
-
-    /// The instant `ns` nanoseconds after `origin`.
-    pub(crate) fn instant(&self, ns: u64) -> Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(ns))
-            .unwrap_or(self.origin)
+        self.epoch.nanos(&self.clock)
     }
 
     /// Admits one cell, or says when it would be admitted.
@@ -236,11 +225,7 @@ impl<C: Clock> RateLimiter<C> {
                 }
                 Err(earliest) => {
                     self.hot.rejected.fetch_add(1, Ordering::Relaxed);
-                    return Err(NotUntil {
-                        earliest: self.instant(earliest),
-                        decided_at: self.instant(now),
-                        quota: self.quota,
-                    });
+                    return Err(NotUntil::new(&self.epoch, earliest, now, self.quota));
                 }
             }
         }
@@ -408,7 +393,7 @@ pub struct Reservation<'a, C: Clock> {
 impl<C: Clock> Reservation<'_, C> {
     /// The instant the booked cells are admitted.
     pub fn ready_at(&self) -> Instant {
-        self.limiter.instant(self.ready_ns)
+        self.limiter.epoch.instant(self.ready_ns)
     }
 
     /// How long from now until [`ready_at`](Self::ready_at) (zero if already passed).

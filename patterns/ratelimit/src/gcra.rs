@@ -16,7 +16,7 @@
 //! holds `(τ − max(0, tat − now)) / T` tokens. A denied request learns the earliest time
 //! it could succeed, `max(tat, now) + n·T − τ`, without any timer running.
 //!
-//! Times are nanoseconds since the limiter's origin (`u64`: ~584 years), so the whole
+//! Times are nanoseconds since the limiter's epoch (`u64`: ~584 years), so the whole
 //! state is one machine word: the direct limiter keeps it in a single `AtomicU64` and
 //! updates it with one compare-and-swap.
 

@@ -27,12 +27,11 @@
 use std::fmt;
 use std::hash::{BuildHasher, Hash, RandomState};
 use std::marker::PhantomData;
-use std::time::{Duration, Instant};
 
 use hashbrown::HashTable;
 use weft_sync::atomic::{AtomicU64, Ordering};
 use weft_sync::{CachePadded, Mutex};
-use weft_time::{Clock, FastClock};
+use weft_time::{Clock, Epoch, FastClock};
 
 use crate::gcra::Gcra;
 use crate::{Admitted, Error, NotUntil, Quota};
@@ -45,7 +44,7 @@ const EVICTION_SAMPLES: usize = 8;
 struct Entry<K> {
     /// The key.
     key: K,
-    /// GCRA arrival time, nanoseconds since the limiter's origin.
+    /// GCRA arrival time, nanoseconds since the limiter's epoch.
     tat: u64,
 }
 
@@ -238,8 +237,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedBuilder<K, C, S> {
                 }))
             })
             .collect();
-        let origin = self.clock.now();
-        let origin_ns = self.clock.monotonic_nanos();
+        let epoch = Epoch::now(&self.clock);
         Ok(KeyedLimiter {
             shards,
             shard_bits: n.trailing_zeros(),
@@ -249,8 +247,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedBuilder<K, C, S> {
             max_keys: self.max_keys,
             counters: Counters::default(),
             clock: self.clock,
-            origin,
-            origin_ns,
+            epoch,
         })
     }
 }
@@ -286,9 +283,8 @@ pub struct KeyedLimiter<K, C: Clock = FastClock, S = RandomState> {
     max_keys: usize,
     counters: Counters,
     clock: C,
-    origin: Instant,
-    /// `clock.monotonic_nanos()` at `origin`.
-    origin_ns: u64,
+    /// Where nanosecond times count from.
+    epoch: Epoch,
 }
 
 impl<K: Hash + Eq> KeyedLimiter<K, FastClock, RandomState> {
@@ -366,7 +362,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
         } else {
             (hash >> (64 - self.shard_bits)) as usize
         };
-        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
+        let now = self.epoch.nanos(&self.clock);
         let mut shard = self.shards[shard_index].lock();
         let result = match shard.find(hash, key) {
             Some(i) => match self.gcra.test(shard.entries[i].tat, now, n) {
@@ -402,11 +398,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
             }
             Err(earliest) => {
                 self.counters.rejected.fetch_add(1, Ordering::Relaxed);
-                Err(NotUntil {
-                    earliest: self.instant(earliest),
-                    decided_at: self.instant(now),
-                    quota: self.quota,
-                })
+                Err(NotUntil::new(&self.epoch, earliest, now, self.quota))
             }
         }
     }
@@ -445,7 +437,7 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
     /// dropped. Never needed for bounded memory (the cap and the per-insert cleanup see to
     /// that), but frees memory promptly after a burst of distinct keys.
     pub fn retain_recent(&self) -> usize {
-        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
+        let now = self.epoch.nanos(&self.clock);
         let mut dropped = 0;
         for shard in self.shards.iter() {
             let mut shard = shard.lock();
@@ -520,12 +512,6 @@ impl<K: Hash + Eq, C: Clock, S: BuildHasher> KeyedLimiter<K, C, S> {
     /// The quota each key gets.
     pub fn quota(&self) -> &Quota {
         &self.quota
-    }
-
-    fn instant(&self, ns: u64) -> Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(ns))
-            .unwrap_or(self.origin)
     }
 }
 

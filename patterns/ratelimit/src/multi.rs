@@ -1,11 +1,10 @@
 //! Several quotas at once: all must admit, and none is charged unless all do.
 
 use std::fmt;
-use std::time::{Duration, Instant};
 
 use weft_sync::Mutex;
 use weft_sync::atomic::{AtomicU64, Ordering};
-use weft_time::{Clock, FastClock};
+use weft_time::{Clock, Epoch, FastClock};
 
 use crate::gcra::Gcra;
 use crate::{Admitted, Error, NotUntil, Quota};
@@ -55,10 +54,8 @@ pub struct MultiLimiter<C: Clock = FastClock> {
     rejected: AtomicU64,
     /// The time source.
     clock: C,
-    /// The instant all nanosecond times are measured from.
-    origin: Instant,
-    /// `clock.monotonic_nanos()` at `origin`.
-    origin_ns: u64,
+    /// Where the limiter's nanosecond times count from.
+    epoch: Epoch,
 }
 
 impl MultiLimiter<FastClock> {
@@ -84,8 +81,7 @@ impl<C: Clock> MultiLimiter<C> {
             .map(Quota::burst)
             .min()
             .ok_or(Error::NoQuota)?;
-        let origin = clock.now();
-        let origin_ns = clock.monotonic_nanos();
+        let epoch = Epoch::now(&clock);
         Ok(MultiLimiter {
             tats: Mutex::new(vec![0; quotas.len()]),
             gcras: quotas.iter().map(Gcra::new).collect(),
@@ -94,8 +90,7 @@ impl<C: Clock> MultiLimiter<C> {
             admitted: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
             clock,
-            origin,
-            origin_ns,
+            epoch,
         })
     }
 
@@ -121,7 +116,7 @@ impl<C: Clock> MultiLimiter<C> {
     }
 
     fn check_cells(&self, n: u32) -> Result<Admitted, NotUntil> {
-        let now = self.clock.monotonic_nanos().saturating_sub(self.origin_ns);
+        let now = self.epoch.nanos(&self.clock);
         let mut tats = self.tats.lock();
         // First decide for every quota, then commit all or none.
         let mut latest: Option<(u64, usize)> = None;
@@ -135,11 +130,7 @@ impl<C: Clock> MultiLimiter<C> {
         if let Some((earliest, i)) = latest {
             drop(tats);
             self.rejected.fetch_add(1, Ordering::Relaxed);
-            return Err(NotUntil {
-                earliest: self.instant(earliest),
-                decided_at: self.instant(now),
-                quota: self.quotas[i],
-            });
+            return Err(NotUntil::new(&self.epoch, earliest, now, self.quotas[i]));
         }
         let mut remaining = u32::MAX;
         for (g, tat) in self.gcras.iter().zip(tats.iter_mut()) {
@@ -153,12 +144,6 @@ impl<C: Clock> MultiLimiter<C> {
         // Relaxed: statistics only.
         self.admitted.fetch_add(u64::from(n), Ordering::Relaxed);
         Ok(Admitted::known(remaining))
-    }
-
-    fn instant(&self, ns: u64) -> Instant {
-        self.origin
-            .checked_add(Duration::from_nanos(ns))
-            .unwrap_or(self.origin)
     }
 
     /// The quotas, in the order given.

@@ -58,6 +58,7 @@
 //! - [`ManualClock`]: a shared, manually advanced clock for deterministic tests.
 //! - `FastClock` (feature `fast-clock`): a TSC-backed clock (quanta) for hot paths.
 //! - `TokioClock` (feature `tokio`): tokio's clock, driven by `tokio::time::pause`.
+//! - [`Epoch`]: a fixed starting point, for hot paths that keep time as `u64` nanoseconds.
 //! - [`Deadline`]: an absolute instant with saturating [`remaining`](Deadline::remaining).
 //! - [`Backoff`]: the builder of a [`BackoffPolicy`] (constant or exponential, cap, retry
 //!   limit, [`Jitter`]).
@@ -73,6 +74,7 @@
 mod backoff;
 mod clock;
 mod deadline;
+mod epoch;
 mod error;
 #[cfg(feature = "fast-clock")]
 mod fast;
@@ -83,6 +85,7 @@ mod util;
 pub use backoff::{Backoff, BackoffIter, BackoffPolicy, Jitter};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use deadline::Deadline;
+pub use epoch::Epoch;
 pub use error::Error;
 #[cfg(feature = "fast-clock")]
 pub use fast::FastClock;
