@@ -434,9 +434,10 @@ impl MapReduce {
             shared.stats.splits.fetch_add(1, Ordering::Relaxed);
             if self.deterministic {
                 // Each split's results stay apart, tagged with the split number.
-                let over = budget.is_some_and(|_| {
-                    let total = shared.kept_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
-                    total > self.memory_budget.unwrap_or(usize::MAX)
+                // Reserve the split's bytes against the whole budget; a split that does not
+                // fit is spilled and its reservation returned.
+                let over = self.memory_budget.is_some_and(|total| {
+                    shared.kept_bytes.fetch_add(bytes, Ordering::Relaxed) + bytes > total
                 });
                 if let Err(e) = self.hand_over(shared, &mut out, part_of, split, over) {
                     shared.fail(e);

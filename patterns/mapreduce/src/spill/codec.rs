@@ -15,12 +15,8 @@ const MAX_VARINT_U64: usize = 10;
 const MAX_VARINT_U128: usize = 19;
 
 /// Appends `v` as an unsigned LEB128 varint.
-pub(super) fn put_u64(out: &mut Vec<u8>, mut v: u64) {
-    while v >= 0x80 {
-        out.push((v as u8) | 0x80);
-        v >>= 7;
-    }
-    out.push(v as u8);
+pub(super) fn put_u64(out: &mut Vec<u8>, v: u64) {
+    put_u128(out, u128::from(v));
 }
 
 /// Appends `v` as an unsigned LEB128 varint.
@@ -41,37 +37,37 @@ fn take_byte(input: &mut &[u8], what: &'static str) -> Result<u8, SpillError> {
 
 /// Takes a varint of at most 64 bits from the front of `input`.
 pub(super) fn get_u64(input: &mut &[u8]) -> Result<u64, SpillError> {
-    let mut value = 0u64;
-    for i in 0..MAX_VARINT_U64 {
-        let b = take_byte(input, "truncated varint")?;
-        // The last of the ten bytes holds only bit 63: anything above it would be lost.
-        if i == MAX_VARINT_U64 - 1 && b > 1 {
-            return Err(corrupt("varint overflows 64 bits"));
-        }
-        value |= u64::from(b & 0x7f) << (7 * i);
-        if b & 0x80 == 0 {
-            return Ok(value);
-        }
-    }
-    // Unreachable in practice: the check above rejects a continuation bit on byte ten.
-    Err(corrupt("varint overflows 64 bits"))
+    // The last of the ten bytes holds only bit 63, so the value fits 64 bits.
+    get_varint(input, MAX_VARINT_U64, 1, "varint overflows 64 bits").map(|v| v as u64)
 }
 
 /// Takes a varint of at most 128 bits from the front of `input`.
 fn get_u128(input: &mut &[u8]) -> Result<u128, SpillError> {
+    // The last of the nineteen bytes holds only bits 126 and 127.
+    get_varint(input, MAX_VARINT_U128, 3, "varint overflows 128 bits")
+}
+
+/// Takes a varint of at most `max_bytes` bytes whose last byte may be at most `last_max`
+/// (so that the value fits the target width).
+fn get_varint(
+    input: &mut &[u8],
+    max_bytes: usize,
+    last_max: u8,
+    overflow: &'static str,
+) -> Result<u128, SpillError> {
     let mut value = 0u128;
-    for i in 0..MAX_VARINT_U128 {
+    for i in 0..max_bytes {
         let b = take_byte(input, "truncated varint")?;
-        // The last of the nineteen bytes holds only bits 126 and 127.
-        if i == MAX_VARINT_U128 - 1 && b > 3 {
-            return Err(corrupt("varint overflows 128 bits"));
+        if i == max_bytes - 1 && b > last_max {
+            return Err(corrupt(overflow));
         }
         value |= u128::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             return Ok(value);
         }
     }
-    Err(corrupt("varint overflows 128 bits"))
+    // Unreachable in practice: the check above rejects a continuation bit on the last byte.
+    Err(corrupt(overflow))
 }
 
 /// Takes a length prefix (a varint that must fit `usize`).
