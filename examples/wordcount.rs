@@ -39,13 +39,8 @@ fn main() -> ExitCode {
 }
 
 fn run() -> Result<(), String> {
-    let threads = threads_arg()?;
-    let paths = corpus::ensure().map_err(|e| {
-        format!(
-            "cannot generate the corpus in {}: {e}",
-            corpus::dir().display()
-        )
-    })?;
+    let threads = corpus::threads_arg("wordcount")?;
+    let paths = corpus::files()?;
     let mut bytes = 0u64;
     for p in &paths {
         bytes += std::fs::metadata(p)
@@ -76,25 +71,6 @@ fn run() -> Result<(), String> {
         thousands(in_memory.counts.len() as u64)
     );
     Ok(())
-}
-
-/// The optional first argument: a positive thread count.
-fn threads_arg() -> Result<usize, String> {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let usage =
-        format!("usage: wordcount [THREADS]  (a positive integer; default {cpus}, the CPUs)");
-    let mut args = std::env::args().skip(1);
-    let threads = match args.next() {
-        None => cpus,
-        Some(a) => match a.parse::<usize>() {
-            Ok(n) if n > 0 => n,
-            _ => return Err(format!("not a thread count: {a:?}\n{usage}")),
-        },
-    };
-    if args.next().is_some() {
-        return Err(usage);
-    }
-    Ok(threads)
 }
 
 /// One word count's result.

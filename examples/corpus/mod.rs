@@ -80,6 +80,32 @@ pub(crate) fn ensure() -> io::Result<Vec<PathBuf>> {
     Ok(paths)
 }
 
+/// The corpus files, generated on first use, with a message naming the directory if
+/// that fails.
+pub(crate) fn files() -> Result<Vec<PathBuf>, String> {
+    ensure().map_err(|e| format!("cannot generate the corpus in {}: {e}", dir().display()))
+}
+
+/// The example's one optional argument, a thread count (default: the CPUs); `program`
+/// names the example in the usage message.
+pub(crate) fn threads_arg(program: &str) -> Result<usize, String> {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let usage =
+        format!("usage: {program} [THREADS]  (a positive integer; default {cpus}, the CPUs)");
+    let mut args = std::env::args().skip(1);
+    let threads = match args.next() {
+        None => cpus,
+        Some(a) => match a.parse::<usize>() {
+            Ok(n) if n > 0 => n,
+            _ => return Err(format!("not a thread count: {a:?}\n{usage}")),
+        },
+    };
+    if args.next().is_some() {
+        return Err(usage);
+    }
+    Ok(threads)
+}
+
 /// About `bytes` of lines of 5 to 15 words drawn with Zipf frequencies (rank `r` has
 /// weight `1 / (r + 1)`) from `vocabulary` words: the in-memory corpora of
 /// `benches/mapreduce.rs`, which includes this module.
