@@ -33,8 +33,12 @@
 //!   on one shared breaker (a fresh one per sample), through the same `&dyn Fn` for every
 //!   implementation, `bare` included; the figure includes spawning the two threads.
 
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use failsafe::CircuitBreaker as _;
@@ -111,7 +115,7 @@ fn closed_call_2threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let br = weft_breaker();
             (0..iters)
-                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .map(|_| common::two_threads(CALLS, &|| br.call(op).is_ok()))
                 .sum()
         })
     });
@@ -119,7 +123,7 @@ fn closed_call_2threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let br = failsafe_breaker();
             (0..iters)
-                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .map(|_| common::two_threads(CALLS, &|| br.call(op).is_ok()))
                 .sum()
         })
     });
@@ -127,40 +131,23 @@ fn closed_call_2threads(c: &mut Criterion) {
         b.iter_custom(|iters| {
             let br = recloser_breaker();
             (0..iters)
-                .map(|_| two_threads(&|| br.call(op).is_ok()))
+                .map(|_| common::two_threads(CALLS, &|| br.call(op).is_ok()))
                 .sum()
         })
     });
     g.bench_function("bare", |b| {
-        b.iter_custom(|iters| (0..iters).map(|_| two_threads(&|| op().is_ok())).sum())
+        b.iter_custom(|iters| {
+            (0..iters)
+                .map(|_| common::two_threads(CALLS, &|| op().is_ok()))
+                .sum()
+        })
     });
     g.finish();
 }
 
-/// Two threads each make `CALLS` calls through `call`; every call must succeed.
-fn two_threads(call: &(dyn Fn() -> bool + Sync)) -> Duration {
-    let start = Instant::now();
-    let succeeded: u64 = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| (0..CALLS).filter(|_| call()).count() as u64))
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(succeeded, 2 * CALLS);
-    elapsed
-}
-
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = closed_call_1thread, closed_call_2threads
 }
 criterion_main!(benches);

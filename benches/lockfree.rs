@@ -9,6 +9,10 @@
 //! (`std::thread::yield_now`) for every implementation alike: on a machine with fewer
 //! cores than threads, spinning without yielding would measure the scheduler instead.
 
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -361,16 +365,9 @@ fn counter(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = mpmc, spsc, counter
 }
 criterion_main!(benches);

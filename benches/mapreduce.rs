@@ -35,10 +35,13 @@
 //! built from syllables with Zipf frequencies, lines of 5 to 15 words, a seeded xorshift
 //! generator.
 
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::hint::black_box;
-use std::time::Duration;
 
 use criterion::measurement::WallTime;
 use criterion::{
@@ -241,15 +244,9 @@ fn spill(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = wordcount, spill
 }
 criterion_main!(benches);

@@ -11,11 +11,15 @@
 //! `target/criterion/weft-metrics/ratelimit.json`, which `cargo xtask bench-report` adds
 //! to BENCHMARKS.md.
 
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hash::RandomState;
 use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicIsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
@@ -92,30 +96,20 @@ fn direct(c: &mut Criterion) {
     g.bench_function("weft", |b| {
         b.iter_custom(|iters| {
             let l = weft::ratelimit::RateLimiter::direct(weft_quota());
-            (0..iters).map(|_| two_threads(&|| l.check().is_ok())).sum()
+            (0..iters)
+                .map(|_| common::two_threads(CONTENDED, &|| l.check().is_ok()))
+                .sum()
         })
     });
     g.bench_function("governor", |b| {
         b.iter_custom(|iters| {
             let l = governor::RateLimiter::direct(governor_quota());
-            (0..iters).map(|_| two_threads(&|| l.check().is_ok())).sum()
+            (0..iters)
+                .map(|_| common::two_threads(CONTENDED, &|| l.check().is_ok()))
+                .sum()
         })
     });
     g.finish();
-}
-
-/// Two threads each run `check` `CONTENDED` times on one limiter.
-fn two_threads(check: &(dyn Fn() -> bool + Sync)) -> Duration {
-    let start = Instant::now();
-    let admitted: u64 = std::thread::scope(|s| {
-        let hs: Vec<_> = (0..2)
-            .map(|_| s.spawn(|| (0..CONTENDED).filter(|_| check()).count() as u64))
-            .collect();
-        hs.into_iter().map(|h| h.join().unwrap()).sum()
-    });
-    let elapsed = start.elapsed();
-    assert_eq!(admitted, 2 * CONTENDED);
-    elapsed
 }
 
 /// Keys in a scrambled order, so consecutive checks hit unrelated table slots.
@@ -264,16 +258,9 @@ fn memory_bench(_: &mut Criterion) {
     memory();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(30)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config();
     targets = direct, keyed, memory_bench
 }
 criterion_main!(benches);

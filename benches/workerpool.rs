@@ -35,6 +35,10 @@
 //!   inline; `rayon` is `rayon::join` inside `install`; `bare` sums the slice on the
 //!   calling thread. Throughput is one tree per iteration.
 
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -309,16 +313,9 @@ fn fork_join(c: &mut Criterion) {
     g.finish();
 }
 
-fn config() -> Criterion {
-    Criterion::default()
-        .sample_size(20)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3))
-}
-
 criterion_group! {
     name = benches;
-    config = config();
+    config = common::config().sample_size(20);
     targets = tiny_jobs, ten_us_jobs, fork_join
 }
 criterion_main!(benches);
