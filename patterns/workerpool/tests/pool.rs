@@ -24,15 +24,34 @@ fn count(n: usize) -> usize {
 /// Occupies one worker of `pool` with a job that blocks until the returned sender is
 /// used (or dropped), and returns once that job is running.
 fn occupy(pool: &ThreadPool) -> mpsc::Sender<()> {
+    occupy_with(pool, ()).0
+}
+
+/// Like [`occupy`], with a handle to the blocking job, which returns `result`.
+fn occupy_with<T: Send + 'static>(
+    pool: &ThreadPool,
+    result: T,
+) -> (mpsc::Sender<()>, weft_workerpool::JobHandle<T>) {
     let (open, rx) = gate();
     let (started_tx, started_rx) = mpsc::channel();
-    pool.execute(move || {
-        started_tx.send(()).unwrap();
-        rx.lock().unwrap().recv().ok();
-    })
-    .unwrap();
+    let handle = pool
+        .submit(move || {
+            started_tx.send(()).unwrap();
+            rx.lock().unwrap().recv().ok();
+            result
+        })
+        .unwrap();
     started_rx.recv_timeout(HANG).unwrap();
-    open
+    (open, handle)
+}
+
+/// A pool of exactly one worker, started at once.
+fn one_worker() -> ThreadPool {
+    ThreadPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .build()
+        .unwrap()
 }
 
 /// A one-shot gate: jobs block on it until the test opens it.
@@ -91,7 +110,6 @@ fn panics_are_isolated_and_reported() {
 
 #[test]
 fn fail_policy_hands_the_job_back() {
-    let (open, rx) = gate();
     let pool = ThreadPool::builder()
         .min_threads(1)
         .max_threads(1)
@@ -99,15 +117,7 @@ fn fail_policy_hands_the_job_back() {
         .backpressure(Backpressure::Fail)
         .build()
         .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    let blocker = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            r.lock().unwrap().recv().ok();
-        })
-        .unwrap();
-    started_rx.recv_timeout(HANG).unwrap(); // the worker is busy; the queue is empty
+    let (open, blocker) = occupy_with(&pool, ()); // the worker is busy; the queue is empty
     let queued = pool.submit(|| 1).unwrap(); // fills the one place
     match pool.submit(|| 2) {
         Err(SubmitError::Full(job)) => assert_eq!(job(), 2), // the job came back intact
@@ -176,21 +186,8 @@ fn caller_runs_when_full() {
 
 #[test]
 fn cancel_before_start_only() {
-    let (open, rx) = gate();
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .build()
-        .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    let running = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            r.lock().unwrap().recv().ok();
-        })
-        .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let pool = one_worker();
+    let (open, running) = occupy_with(&pool, ());
     let queued = pool.submit(|| 1).unwrap();
     assert!(!running.cancel(), "already running");
     assert!(queued.cancel());
@@ -205,11 +202,7 @@ fn cancel_before_start_only() {
 
 #[test]
 fn graceful_shutdown_drains_the_queue() {
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .build()
-        .unwrap();
+    let pool = one_worker();
     let done = Arc::new(AtomicUsize::new(0));
     for _ in 0..100 {
         let d = Arc::clone(&done);
@@ -230,22 +223,8 @@ fn graceful_shutdown_drains_the_queue() {
 
 #[test]
 fn immediate_shutdown_cancels_queued_jobs() {
-    let (open, rx) = gate();
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .build()
-        .unwrap();
-    let (started_tx, started_rx) = mpsc::channel();
-    let r = Arc::clone(&rx);
-    let running = pool
-        .submit(move || {
-            started_tx.send(()).unwrap();
-            r.lock().unwrap().recv().ok();
-            "finished"
-        })
-        .unwrap();
-    started_rx.recv_timeout(HANG).unwrap();
+    let pool = one_worker();
+    let (open, running) = occupy_with(&pool, "finished");
     let queued: Vec<_> = (0..10).map(|i| pool.submit(move || i).unwrap()).collect();
     // The queued jobs are cancelled at once; the running one is left to finish.
     let first = pool.shutdown_now(Some(Duration::ZERO));
@@ -305,11 +284,7 @@ fn grows_under_load_and_shrinks_back_after_keep_alive() {
 
 #[test]
 fn high_priority_jobs_go_first() {
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .build()
-        .unwrap();
+    let pool = one_worker();
     let open = occupy(&pool);
     let order = Arc::new(Mutex::new(Vec::new()));
     let mut handles = Vec::new();
@@ -334,11 +309,7 @@ fn high_priority_jobs_go_first() {
 
 #[test]
 fn scopes_borrow_and_never_deadlock() {
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .build()
-        .unwrap();
+    let pool = one_worker();
     let data: Vec<u64> = (1..=1000).collect();
     let mut sums = [0u64; 4];
     pool.scope(|s| {
