@@ -344,7 +344,7 @@ impl MapReduce {
                             Ok(Err(e)) => shared.fail(e),
                             Err(panic) => shared.fail(JobError::Panicked {
                                 stage: format!("reduce of partition {p}"),
-                                message: panic_message(panic.as_ref()),
+                                message: weft_sync::thread::panic_message(panic.as_ref()),
                             }),
                         }
                     }
@@ -425,7 +425,7 @@ impl MapReduce {
             if let Err(panic) = outcome {
                 shared.fail(JobError::Panicked {
                     stage: format!("map of split {split}"),
-                    message: panic_message(panic.as_ref()),
+                    message: weft_sync::thread::panic_message(panic.as_ref()),
                 });
                 return;
             }
@@ -691,14 +691,6 @@ fn combine_into<K: Hash + Eq, V, C: Fn(&mut V, V)>(
             e.insert(v);
         }
     }
-}
-
-fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
-    panic
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| panic.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
 
 /// Receives the pairs a `map` function emits, combining them map-side.

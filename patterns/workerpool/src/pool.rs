@@ -431,7 +431,7 @@ where
 
 /// Counts a job's panic, calls the panic handler and logs it; returns the message.
 fn report_panic(inner: &Inner, payload: &(dyn std::any::Any + Send)) -> String {
-    let message = panic_message(payload);
+    let message = weft_sync::thread::panic_message(payload);
     inner.counters.panicked.fetch_add(1, Ordering::Relaxed);
     if let Some(h) = &inner.hooks.on_panic {
         h(&message);
@@ -466,14 +466,6 @@ where
             }
         }
     })
-}
-
-pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| (*s).to_owned())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_else(|| "panic with a non-string payload".to_owned())
 }
 
 impl Inner {

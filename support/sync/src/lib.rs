@@ -130,4 +130,19 @@ pub mod thread {
     pub fn index() -> usize {
         crate::imp::thread::index()
     }
+
+    /// The message of a caught panic (the payload of `catch_unwind` or of a joined
+    /// thread's `Err`): its `&str` or `String`, or a placeholder for other payloads.
+    ///
+    /// ```
+    /// let payload = std::panic::catch_unwind(|| panic!("bad input {}", 7)).unwrap_err();
+    /// assert_eq!(weft_sync::thread::panic_message(payload.as_ref()), "bad input 7");
+    /// ```
+    pub fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+        payload
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic with a non-string payload".to_owned())
+    }
 }
