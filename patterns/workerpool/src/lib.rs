@@ -50,7 +50,9 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod gate;
 mod handle;
+mod join;
 mod pool;
 mod scope;
 mod sleep;

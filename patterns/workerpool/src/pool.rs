@@ -26,8 +26,9 @@ use std::time::{Duration, Instant};
 
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use weft_sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use weft_sync::{Arc, CachePadded, Condvar, Mutex};
+use weft_sync::{Arc, Condvar, Mutex};
 
+use crate::gate::{Gate, Shut};
 use crate::handle::{DONE, JobHandle, Slot};
 use crate::sleep::{Sleepers, Wake};
 use crate::{Builder, JoinError, SubmitError};
@@ -95,32 +96,247 @@ impl Refusal {
 /// unrun cancels it. The pool is passed in rather than captured, so a job holds no
 /// reference count on the pool (an `Arc` clone per job would be a contended atomic on
 /// every submission).
+///
+/// A task is either a boxed closure or a [`JobRef`] to a job on a waiting caller's stack
+/// (`join`, `install`). The latter are never cancelled: their caller waits for them.
 pub(crate) struct Task {
-    f: Option<TaskFn>,
+    kind: Option<Kind>,
+    /// Counted in the gate (a queued job): taking it must `Gate::take`.
+    counted: bool,
+}
+
+/// What a task runs.
+enum Kind {
+    Boxed(TaskFn),
+    Stack(JobRef),
 }
 
 /// A task's body: `Some(pool)` to run, `None` to cancel.
 type TaskFn = Box<dyn FnOnce(Option<&Inner>) + Send>;
 
+/// A type-erased pointer to a job on a waiting caller's stack, and how to run it.
+pub(crate) struct JobRef {
+    pub(crate) job: *const (),
+    pub(crate) exec: unsafe fn(*const ()),
+}
+
+// SAFETY: a `JobRef` is created only for jobs whose closure and result are `Send`
+// (`join`'s and `install`'s bounds), and only one thread holds it at a time (deques and
+// injectors hand each item out once).
+unsafe impl Send for JobRef {}
+
 impl Task {
     pub(crate) fn new(f: impl FnOnce(Option<&Inner>) + Send + 'static) -> Self {
         Task {
-            f: Some(Box::new(f)),
+            kind: Some(Kind::Boxed(Box::new(f))),
+            counted: true,
         }
     }
 
+    /// A task that runs a stack job; `counted` if it goes through a queue (`install`),
+    /// not if it is a fork pushed on a worker's own deque (`join`).
+    pub(crate) fn stack(job: JobRef, counted: bool) -> Self {
+        Task {
+            kind: Some(Kind::Stack(job)),
+            counted,
+        }
+    }
+
+    /// `true` if this task runs the stack job at `job`.
+    pub(crate) fn is_job(&self, job: *const ()) -> bool {
+        matches!(&self.kind, Some(Kind::Stack(r)) if std::ptr::eq(r.job, job))
+    }
+
+    /// Discards the task without running it (its owner runs the job inline).
+    pub(crate) fn forget(mut self) {
+        self.kind = None;
+    }
+
+    /// `true` if an immediate shutdown may cancel this task.
+    fn cancellable(&self) -> bool {
+        matches!(self.kind, Some(Kind::Boxed(_)))
+    }
+
     fn run(mut self, inner: &Inner) {
-        if let Some(f) = self.f.take() {
-            f(Some(inner));
+        match self.kind.take() {
+            Some(Kind::Boxed(f)) => f(Some(inner)),
+            // SAFETY: the job's owner keeps it alive until it runs (see `join.rs`), and
+            // this task was its only reference.
+            Some(Kind::Stack(r)) => unsafe { (r.exec)(r.job) },
+            None => {}
         }
     }
 }
 
 impl Drop for Task {
     fn drop(&mut self) {
-        if let Some(f) = self.f.take() {
-            f(None);
+        match self.kind.take() {
+            Some(Kind::Boxed(f)) => f(None),
+            // Never cancelled: its owner waits for it, so run it (unreachable in
+            // practice: the pool runs or puts back every stack task it takes).
+            // SAFETY: as in `run`.
+            Some(Kind::Stack(r)) => unsafe { (r.exec)(r.job) },
+            None => {}
         }
+    }
+}
+
+/// A worker's state, on its thread's stack; reachable from jobs running on the worker
+/// through a thread-local (fork/join needs the worker's own deque).
+pub(crate) struct WorkerCtx {
+    inner: Arc<Inner>,
+    /// Jobs taken from the injectors a batch at a time (FIFO: submission order).
+    local: Worker<Task>,
+    /// This worker's fork/join forks (LIFO: depth-first, the most recent fork on top).
+    joins: Worker<Task>,
+    /// Takes so far, for injector fairness.
+    tick: std::cell::Cell<usize>,
+}
+
+std::thread_local! {
+    /// The worker running on this thread, if any.
+    static CURRENT: std::cell::Cell<*const WorkerCtx> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// Clears `CURRENT` when a worker leaves (even by unwinding).
+struct CurrentGuard;
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.set(std::ptr::null()));
+    }
+}
+
+impl WorkerCtx {
+    /// The current thread's worker, if it is a worker of the pool `inner`.
+    pub(crate) fn current_of(inner: &Inner) -> Option<&WorkerCtx> {
+        let ptr = CURRENT.with(std::cell::Cell::get);
+        // SAFETY: `CURRENT` points to the `WorkerCtx` on this thread's `worker_main`
+        // frame, which outlives every job run on this thread, and is null otherwise.
+        let ctx = unsafe { ptr.as_ref() }?;
+        std::ptr::eq(&*ctx.inner, inner).then_some(ctx)
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
+    }
+
+    /// Pushes a fork on this worker's deque and wakes an idle worker to steal it.
+    pub(crate) fn push_join(&self, job: JobRef) {
+        self.joins.push(Task::stack(job, false));
+        // Forks are not counted in the gate, but they take part in the sleep protocol:
+        // a sleeper re-checks the deques after announcing itself, and this is the other
+        // half (push, fence, look for sleepers). Without it a fork whose first half
+        // waits for the second could wait forever on a pool with sleeping workers.
+        self.inner.sleepers.wake_one();
+    }
+
+    /// Pops this worker's most recent fork.
+    pub(crate) fn pop_join(&self) -> Option<Task> {
+        self.joins.pop()
+    }
+
+    /// Finds the next task: own forks, own batch, the injectors, then other workers.
+    fn find_task(&self) -> Option<Task> {
+        if let Some(t) = self.joins.pop().or_else(|| self.local.pop()) {
+            return Some(t);
+        }
+        let inner = &*self.inner;
+        let tick = self.tick.get();
+        self.tick.set(tick.wrapping_add(1));
+        let (first, second) = if tick % 8 == 7 {
+            (&inner.normal, &inner.high)
+        } else {
+            (&inner.high, &inner.normal)
+        };
+        if let Some(t) = [first, second]
+            .into_iter()
+            .find_map(|injector| retry_steal(|| injector.steal_batch_and_pop(&self.local)))
+        {
+            return Some(t);
+        }
+        // Steal under the registry's lock: no per-search allocation or `Stealer` clones.
+        // Forks first: the oldest fork of a worker is its largest piece of work.
+        let stolen = inner
+            .stealers
+            .lock()
+            .iter()
+            .flatten()
+            .flat_map(|[joins, local]| [joins, local])
+            .find_map(|s| retry_steal(|| s.steal()));
+        if stolen.is_some() {
+            inner.counters.steals.fetch_add(1, Ordering::Relaxed);
+        }
+        stolen
+    }
+
+    /// Runs a task taken by `find_task` (`top`: from the worker loop, not from a wait).
+    pub(crate) fn run(&self, task: Task, top: bool) {
+        let inner = &*self.inner;
+        if task.counted {
+            inner.took_one();
+            if task.cancellable() && inner.state.load(Ordering::Acquire) == STOPPED {
+                drop(task); // immediate shutdown: cancel instead of running
+                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            // More queued work: wake the next sleeper (chaining), or, with none idle,
+            // start a thread (up to the maximum) so queued work never waits for a busy
+            // pool that could still grow.
+            if inner.pending.count() > 0 {
+                if inner.sleepers.idle() > 0 {
+                    inner.sleepers.wake_one();
+                } else {
+                    Inner::maybe_grow(&self.inner);
+                }
+            }
+        }
+        if top {
+            inner.busy.fetch_add(1, Ordering::Relaxed);
+            task.run(inner);
+            inner.busy.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            task.run(inner);
+        }
+    }
+
+    /// Runs other work until `latch` is set (a stolen fork finished); parks when there
+    /// is none.
+    pub(crate) fn wait_for(&self, latch: &crate::join::Latch) {
+        let backoff = weft_sync::Backoff::new();
+        while !latch.probe() {
+            if let Some(task) = self.find_task() {
+                self.run(task, false);
+                backoff.reset();
+            } else if backoff.is_completed() {
+                latch.park(&self.inner);
+            } else {
+                backoff.snooze();
+            }
+        }
+    }
+
+    /// Spins, then yields, for a short while, watching for work; `true` if some
+    /// appeared.
+    fn linger(&self) -> bool {
+        const SPINS: u32 = 64;
+        const ROUNDS: u32 = 16;
+        let inner = &*self.inner;
+        for _ in 0..SPINS {
+            // A hint; the sleep protocol that follows is what guarantees no job is
+            // missed.
+            if inner.pending.hint() {
+                return true;
+            }
+            std::hint::spin_loop();
+        }
+        for _ in 0..ROUNDS {
+            weft_sync::thread::yield_now();
+            if inner.pending.hint() || inner.stealable() {
+                return true;
+            }
+        }
+        false
     }
 }
 
@@ -162,11 +378,14 @@ struct Counters {
 pub(crate) struct Inner {
     high: Injector<Task>,
     normal: Injector<Task>,
-    /// The workers' deques, for stealing; `None` for exited workers' slots.
-    stealers: Mutex<Vec<Option<Stealer<Task>>>>,
-    /// Jobs submitted and not yet started (the queue bound and the sleep signal).
-    pending: CachePadded<AtomicUsize>,
+    /// The workers' deques (forks, batch), for stealing; `None` for exited workers.
+    stealers: Mutex<Vec<Option<[Stealer<Task>; 2]>>>,
+    /// Jobs submitted and not yet started (the queue bound and the sleep signal), and
+    /// whether submissions are closed.
+    pending: Gate,
     sleepers: Sleepers,
+    /// Where callers waiting for a stolen fork (or an `install`) park.
+    joiners: (Mutex<()>, Condvar),
     /// Submitters blocked on a full queue, and where they wait.
     blocked: AtomicUsize,
     space: (Mutex<()>, Condvar),
@@ -252,8 +471,9 @@ impl ThreadPool {
             high: Injector::new(),
             normal: Injector::new(),
             stealers: Mutex::new(Vec::new()),
-            pending: CachePadded::new(AtomicUsize::new(0)),
+            pending: Gate::new(),
             sleepers: Sleepers::new(),
+            joiners: (Mutex::new(()), Condvar::new()),
             blocked: AtomicUsize::new(0),
             space: (Mutex::new(()), Condvar::new()),
             threads: AtomicUsize::new(0),
@@ -332,7 +552,7 @@ impl ThreadPool {
     /// Queues a task outside the queue bound (scoped jobs: refusing them could deadlock
     /// the scope's owner, which waits for them anyway).
     pub(crate) fn inner_push_unbounded(&self, priority: Priority, task: Task) {
-        self.inner.pending.fetch_add(1, Ordering::SeqCst);
+        self.inner.pending.force();
         Inner::push(&self.inner, priority, task);
     }
 
@@ -343,7 +563,7 @@ impl ThreadPool {
             threads: i.threads.load(Ordering::Relaxed),
             busy: i.busy.load(Ordering::Relaxed),
             idle: i.sleepers.idle(),
-            queued: i.pending.load(Ordering::Relaxed),
+            queued: i.pending.count(),
             completed: i.counters.completed.load(Ordering::Relaxed),
             panicked: i.counters.panicked.load(Ordering::Relaxed),
             rejected: i.counters.rejected.load(Ordering::Relaxed),
@@ -363,6 +583,7 @@ impl ThreadPool {
             Ordering::AcqRel,
             Ordering::Acquire,
         );
+        self.inner.pending.close();
         self.inner.sleepers.wake_all();
         self.inner.space.1.notify_all();
         ShutdownReport {
@@ -376,16 +597,25 @@ impl ThreadPool {
     /// for the workers at most until `deadline`.
     pub fn shutdown_now(&self, deadline: Option<Duration>) -> ShutdownReport {
         self.inner.state.store(STOPPED, Ordering::Release);
+        self.inner.pending.close();
         let mut cancelled = 0;
         for injector in [&self.inner.high, &self.inner.normal] {
+            let mut keep = Vec::new();
             while let Some(task) = retry_steal(|| injector.steal()) {
-                self.inner.pending.fetch_sub(1, Ordering::SeqCst);
+                if !task.cancellable() {
+                    keep.push(task); // a caller waits for it (`install`)
+                    continue;
+                }
+                self.inner.pending.take();
                 drop(task); // cancels it
                 cancelled += 1;
                 self.inner
                     .counters
                     .cancelled
                     .fetch_add(1, Ordering::Relaxed);
+            }
+            for task in keep {
+                injector.push(task);
             }
         }
         self.inner.sleepers.wake_all();
@@ -481,21 +711,11 @@ impl Inner {
 
     /// Reserves a queue place, applying the backpressure policy when the queue is full.
     fn reserve(&self) -> Admission {
-        let running = || self.state.load(Ordering::Acquire) == RUNNING;
-        if !running() {
-            return Admission::Refused(Refusal::ShuttingDown);
-        }
         let cap = self.settings.capacity;
-        let try_take = || {
-            // SeqCst: this increment is the submitter's half of the sleep protocol.
-            self.pending
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |p| {
-                    (p < cap).then_some(p + 1)
-                })
-                .is_ok()
-        };
-        if try_take() {
-            return Admission::Queued;
+        match self.pending.reserve(cap) {
+            Ok(()) => return Admission::Queued,
+            Err(Shut::Closed) => return Admission::Refused(Refusal::ShuttingDown),
+            Err(Shut::Full) => {}
         }
         let deadline = match self.settings.backpressure {
             Backpressure::Fail => return Admission::Refused(Refusal::Full),
@@ -506,11 +726,10 @@ impl Inner {
         self.blocked.fetch_add(1, Ordering::SeqCst);
         let mut guard = self.space.0.lock();
         let admission = loop {
-            if try_take() {
-                break Admission::Queued;
-            }
-            if !running() {
-                break Admission::Refused(Refusal::ShuttingDown);
+            match self.pending.reserve(cap) {
+                Ok(()) => break Admission::Queued,
+                Err(Shut::Closed) => break Admission::Refused(Refusal::ShuttingDown),
+                Err(Shut::Full) => {}
             }
             match deadline {
                 None => guard = self.space.1.wait(guard),
@@ -526,6 +745,42 @@ impl Inner {
         drop(guard);
         self.blocked.fetch_sub(1, Ordering::SeqCst);
         admission
+    }
+
+    /// `true` once a shutdown began.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.pending.is_closed()
+    }
+
+    /// Counts and publishes a task outside the queue bound (`install`).
+    pub(crate) fn push_counted(this: &Arc<Inner>, task: Task) {
+        this.pending.force();
+        Inner::push(this, Priority::High, task);
+    }
+
+    /// `true` if some worker's deque has work to steal.
+    fn stealable(&self) -> bool {
+        self.stealers
+            .lock()
+            .iter()
+            .flatten()
+            .any(|[joins, local]| !joins.is_empty() || !local.is_empty())
+    }
+
+    /// Wakes the callers parked waiting for a fork or an `install` (one of them is
+    /// waiting for the job that just finished; the others re-check and park again).
+    pub(crate) fn wake_joiners(&self) {
+        let _g = self.joiners.0.lock();
+        self.joiners.1.notify_all();
+    }
+
+    /// Parks a caller until `done` (evaluated under the joiners' lock, so a
+    /// `wake_joiners` after its check is not missed) returns `true`.
+    pub(crate) fn park_joiner(&self, mut done: impl FnMut() -> bool) {
+        let mut g = self.joiners.0.lock();
+        while !done() {
+            g = self.joiners.1.wait(g);
+        }
     }
 
     /// Publishes a task (its place is reserved) and wakes or starts a worker.
@@ -562,40 +817,11 @@ impl Inner {
 
     /// A started job left the queue: free its place for a blocked submitter.
     fn took_one(&self) {
-        self.pending.fetch_sub(1, Ordering::SeqCst);
+        self.pending.take();
         if self.blocked.load(Ordering::SeqCst) > 0 {
             let _g = self.space.0.lock();
             self.space.1.notify_one();
         }
-    }
-
-    /// Finds the next task: own deque, then the injectors, then the other workers.
-    fn find_task(&self, local: &Worker<Task>, tick: usize) -> Option<Task> {
-        if let Some(t) = local.pop() {
-            return Some(t);
-        }
-        let (first, second) = if tick % 8 == 7 {
-            (&self.normal, &self.high)
-        } else {
-            (&self.high, &self.normal)
-        };
-        if let Some(t) = [first, second]
-            .into_iter()
-            .find_map(|injector| retry_steal(|| injector.steal_batch_and_pop(local)))
-        {
-            return Some(t);
-        }
-        // Steal under the registry's lock: no per-search allocation or `Stealer` clones.
-        let stolen = self
-            .stealers
-            .lock()
-            .iter()
-            .flatten()
-            .find_map(|s| retry_steal(|| s.steal()));
-        if stolen.is_some() {
-            self.counters.steals.fetch_add(1, Ordering::Relaxed);
-        }
-        stolen
     }
 
     /// Waits until every worker has exited, or the deadline passes.
@@ -652,58 +878,44 @@ fn spawn_worker(inner: &Arc<Inner>) {
 /// A worker's life: take and run tasks; sleep when there are none; leave when idle past
 /// the keep-alive (above `min_threads`) or when the pool shuts down.
 fn worker_main(inner: Arc<Inner>, id: usize) {
-    let local: Worker<Task> = Worker::new_fifo();
+    let ctx = WorkerCtx {
+        inner,
+        local: Worker::new_fifo(),
+        joins: Worker::new_lifo(),
+        tick: std::cell::Cell::new(0),
+    };
+    let inner = &ctx.inner;
     let slot = {
         let mut stealers = inner.stealers.lock();
-        stealers.push(Some(local.stealer()));
+        stealers.push(Some([ctx.joins.stealer(), ctx.local.stealer()]));
         stealers.len() - 1
     };
+    CURRENT.with(|c| c.set(&raw const ctx));
+    let _current = CurrentGuard;
     if let Some(h) = &inner.hooks.on_start {
         h(id);
     }
     tracing::debug!(target: "weft_workerpool", worker = id, "worker started");
-    let mut tick = 0usize;
     loop {
-        if let Some(task) = inner.find_task(&local, tick) {
-            tick = tick.wrapping_add(1);
-            inner.took_one();
-            if inner.state.load(Ordering::Acquire) == STOPPED {
-                drop(task); // immediate shutdown: cancel instead of running
-                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            // More queued work: wake the next sleeper (chaining), or, with none idle,
-            // start a thread (up to the maximum) so queued work never waits for a busy
-            // pool that could still grow.
-            if inner.pending.load(Ordering::SeqCst) > 0 {
-                if inner.sleepers.idle() > 0 {
-                    inner.sleepers.wake_one();
-                } else {
-                    Inner::maybe_grow(&inner);
-                }
-            }
-            inner.busy.fetch_add(1, Ordering::Relaxed);
-            task.run(&inner);
-            inner.busy.fetch_sub(1, Ordering::Relaxed);
+        if let Some(task) = ctx.find_task() {
+            ctx.run(task, true);
             continue;
         }
-        let state = inner.state.load(Ordering::Acquire);
-        if state != RUNNING && inner.pending.load(Ordering::SeqCst) == 0 {
+        if inner.pending.drained() {
             break;
         }
         // Linger briefly before sleeping: a job that arrives within a few microseconds
         // is taken without a futex sleep/wake round trip (which costs more than a tiny
-        // job). Bounded, so an idle pool still parks at once in CPU terms.
-        if linger(&inner) {
+        // job), and a fork is stolen while its owner is still splitting. Bounded, so an
+        // idle pool still parks at once in CPU terms.
+        if ctx.linger() {
             continue;
         }
         // The sleep protocol: announce, re-check, then block.
         inner.sleepers.announce();
-        if inner.pending.load(Ordering::SeqCst) > 0
-            || inner.state.load(Ordering::Acquire) != RUNNING
-        {
+        if inner.pending.count() > 0 || inner.pending.is_closed() || inner.stealable() {
             inner.sleepers.retract();
-            if inner.pending.load(Ordering::SeqCst) > 0 {
+            if inner.pending.count() > 0 {
                 // Work exists but is not visible yet (a submitter between its reservation
                 // and its push) or sits in a busy worker's deque: let others run.
                 weft_sync::thread::yield_now();
@@ -723,43 +935,27 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
                 .is_ok()
             {
                 // Work may have arrived as we left; hand it to someone else.
-                if inner.pending.load(Ordering::SeqCst) > 0 {
+                if inner.pending.count() > 0 {
                     inner.sleepers.wake_one();
-                    Inner::maybe_grow(&inner);
+                    Inner::maybe_grow(inner);
                 }
-                retire(&inner, slot, &local, id);
+                retire(&ctx, slot, id);
                 return;
             }
         }
     }
     inner.threads.fetch_sub(1, Ordering::SeqCst);
-    retire(&inner, slot, &local, id);
+    retire(&ctx, slot, id);
 }
 
-/// Spins, then yields, for a short while, watching for queued work; `true` if some
-/// appeared.
-fn linger(inner: &Inner) -> bool {
-    const SPINS: u32 = 64;
-    const YIELDS: u32 = 8;
-    for i in 0..SPINS + YIELDS {
-        // Relaxed: a hint; the sleep protocol that follows is what guarantees no job is
-        // missed.
-        if inner.pending.load(Ordering::Relaxed) > 0 {
-            return true;
-        }
-        if i < SPINS {
-            std::hint::spin_loop();
-        } else {
-            weft_sync::thread::yield_now();
-        }
-    }
-    false
-}
-
-/// Leaves the pool: hands the local deque's tasks back, unregisters, runs the exit hook,
-/// and signals `wait_exit`.
-fn retire(inner: &Arc<Inner>, slot: usize, local: &Worker<Task>, id: usize) {
-    while let Some(task) = local.pop() {
+/// Leaves the pool: hands the batch's tasks back, unregisters, runs the exit hook, and
+/// signals `wait_exit`.
+fn retire(ctx: &WorkerCtx, slot: usize, id: usize) {
+    let inner = &ctx.inner;
+    // Forks are always popped or stolen before their `join` returns, so only batch
+    // tasks can be left here.
+    debug_assert!(ctx.joins.is_empty());
+    while let Some(task) = ctx.local.pop() {
         inner.normal.push(task);
     }
     inner.stealers.lock()[slot] = None;
