@@ -30,10 +30,9 @@
 //! - `10us_jobs`: `SPIN_JOBS` jobs that each run a fixed computation calibrated once at
 //!   start to take about 10 µs: distribution of real work (ideal: `SPIN_JOBS` × 10 µs / 2).
 //! - `fork_join`: the sum of `FORK_LEN` values, split in halves recursively to depth
-//!   `FORK_DEPTH` (1024 leaves of 64 values). `weft` submits the root to the pool, and
-//!   each level is a `scope` that spawns the left half and computes the right one
-//!   inline; `rayon` is `rayon::join` inside `install`; `bare` sums the slice on the
-//!   calling thread. Throughput is one tree per iteration.
+//!   `FORK_DEPTH` (1024 leaves of 64 values): `join` inside `install` for both `weft`
+//!   and `rayon` (the same code, one pool each); `bare` sums the slice on the calling
+//!   thread. Throughput is one tree per iteration.
 
 // The settings and harness every bench shares.
 #[allow(dead_code)] // not every bench uses every helper
@@ -248,17 +247,16 @@ fn leaf(data: &[u64]) -> u64 {
     data.iter().sum()
 }
 
-/// Halves `data` `depth` times: the left half is spawned, the right one computed here.
+/// Halves `data` `depth` times with `join`.
 fn weft_sum(pool: &ThreadPool, data: &[u64], depth: u32) -> u64 {
     if depth == 0 {
         return leaf(data);
     }
     let (left, right) = data.split_at(data.len() / 2);
-    let mut l = 0;
-    let r = pool.scope(|s| {
-        s.spawn(|| l = weft_sum(pool, left, depth - 1));
-        weft_sum(pool, right, depth - 1)
-    });
+    let (l, r) = pool.join(
+        || weft_sum(pool, left, depth - 1),
+        || weft_sum(pool, right, depth - 1),
+    );
     l + r
 }
 
@@ -280,15 +278,10 @@ fn fork_join(c: &mut Criterion) {
     let data: Arc<[u64]> = (0..FORK_LEN as u64).collect();
     let expected = (FORK_LEN as u64) * (FORK_LEN as u64 - 1) / 2;
 
-    let pool = Arc::new(weft_pool());
+    let pool = weft_pool();
     g.bench_function("weft", |b| {
         b.iter(|| {
-            let (p, d) = (Arc::clone(&pool), Arc::clone(&data));
-            let sum = pool
-                .submit(move || weft_sum(&p, &d, FORK_DEPTH))
-                .unwrap()
-                .join()
-                .unwrap();
+            let sum = pool.install(|| weft_sum(&pool, &data, FORK_DEPTH));
             assert_eq!(sum, expected);
         })
     });

@@ -44,23 +44,21 @@ impl Gate {
 
     /// Reserves a place for one job if the gate is open and fewer than `cap` jobs wait.
     pub(crate) fn reserve(&self, cap: usize) -> Result<(), Shut> {
-        // SeqCst: this increment is the submitter's half of the sleep protocol.
-        self.word
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |w| {
-                if w & CLOSED != 0 || w >= cap {
-                    None
-                } else {
-                    Some(w + 1)
-                }
-            })
-            .map(drop)
-            .map_err(|w| {
-                if w & CLOSED != 0 {
-                    Shut::Closed
-                } else {
-                    Shut::Full
-                }
-            })
+        // One `fetch_add`, undone on failure, rather than a CAS loop: submitters and
+        // workers update this word constantly, and a contended CAS retries. The
+        // transient overshoot of a failed reservation is harmless: it can only make a
+        // concurrent reservation see "full" at the boundary, or a worker stay a moment
+        // longer. SeqCst: this increment is the submitter's half of the sleep protocol.
+        let was = self.word.fetch_add(1, Ordering::SeqCst);
+        if was & CLOSED == 0 && was < cap {
+            return Ok(());
+        }
+        self.word.fetch_sub(1, Ordering::SeqCst);
+        Err(if was & CLOSED != 0 {
+            Shut::Closed
+        } else {
+            Shut::Full
+        })
     }
 
     /// Counts one job outside the bound and regardless of the gate (the tickets of a
@@ -69,9 +67,10 @@ impl Gate {
         self.word.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// A counted job was taken (started or discarded).
-    pub(crate) fn take(&self) {
-        self.word.fetch_sub(1, Ordering::SeqCst);
+    /// `n` jobs were taken from the queue (to run or to discard); returns how many are
+    /// left.
+    pub(crate) fn take(&self, n: usize) -> usize {
+        (self.word.fetch_sub(n, Ordering::SeqCst) - n) & !CLOSED
     }
 
     /// Stops admissions; `true` if this call closed the gate.

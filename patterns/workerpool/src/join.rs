@@ -92,7 +92,9 @@ impl Latch {
     }
 }
 
-/// The second half of a `join`, on its owner's stack.
+/// The second half of a `join`, on its owner's stack (aligned so its address has room
+/// for a task's tags).
+#[repr(align(8))]
 struct StackJob<F, R> {
     f: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<PanicResult<R>>>,
@@ -134,7 +136,7 @@ where
     /// # Safety
     ///
     /// `this` comes from [`as_ref`](Self::as_ref), and this is the only execution.
-    unsafe fn execute(this: *const ()) {
+    unsafe fn execute(this: *const (), _pool: Option<&Inner>) {
         let this: *const Self = this.cast();
         // SAFETY: the owner keeps the job alive until the latch is set (below), and only
         // one thread holds a given `JobRef` (deques hand each item out once).
@@ -319,7 +321,7 @@ impl ThreadPool {
         // so workers do not exit before taking it, and tasks on a stack job are never
         // cancelled (an immediate shutdown puts them back; a worker runs them).
         let job_ref = unsafe { job.as_ref() };
-        Inner::push_counted(&self.inner, Task::stack(job_ref, true));
+        Inner::push_counted(&self.inner, Task::stack(job_ref));
         while !job.latch.probe() {
             job.latch.park(&self.inner);
         }

@@ -251,6 +251,39 @@ pub mod loom_api {
         }
     }
 
+    /// The admission gate (queue bound, queued count, shutdown switch).
+    #[derive(Debug)]
+    pub struct Gate(crate::gate::Gate);
+
+    impl Gate {
+        /// An open, empty gate.
+        pub fn new() -> Self {
+            Gate(crate::gate::Gate::new())
+        }
+        /// A submission's reservation: `true` if admitted.
+        pub fn reserve(&self, cap: usize) -> bool {
+            self.0.reserve(cap).is_ok()
+        }
+        /// A worker took `n` jobs.
+        pub fn take(&self, n: usize) {
+            self.0.take(n);
+        }
+        /// Shutdown: stop admitting.
+        pub fn close(&self) {
+            self.0.close();
+        }
+        /// A worker's exit test: closed, and every admitted job taken.
+        pub fn drained(&self) -> bool {
+            self.0.drained()
+        }
+    }
+
+    impl Default for Gate {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
     /// A job's start/cancel state machine.
     pub struct JobSlot(Arc<crate::handle::Slot<u32>>);
 

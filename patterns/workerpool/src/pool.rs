@@ -28,6 +28,8 @@ use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use weft_sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use weft_sync::{Arc, Condvar, Mutex};
 
+use weft_lockfree::StripedCounter;
+
 use crate::gate::{Gate, Shut};
 use crate::handle::{DONE, JobHandle, Slot};
 use crate::sleep::{Sleepers, Wake};
@@ -98,86 +100,108 @@ impl Refusal {
 /// every submission).
 ///
 /// A task is either a boxed closure or a [`JobRef`] to a job on a waiting caller's stack
-/// (`join`, `install`). The latter are never cancelled: their caller waits for them.
+/// (`join`, `install`); the latter are never cancelled: their caller waits for them.
+///
+/// Two words, like rayon's `JobRef`: a tagged pointer to the job and the function that
+/// runs it. Queues copy tasks by value on every push and pop, and a larger task with a
+/// flag byte was copied piecewise and then reloaded whole, stalling store-to-load
+/// forwarding on every fork (measured: a third of `join`'s cost).
 pub(crate) struct Task {
-    kind: Option<Kind>,
-    /// Counted in the gate (a queued job): taking it must `Gate::take`.
-    counted: bool,
+    /// The job's address, with [`CANCELLABLE`] in its low bits (jobs are aligned to at
+    /// least 4).
+    tagged: usize,
+    /// Runs (`Some`) or cancels (`None`) the job at the untagged address.
+    exec: unsafe fn(*const (), Option<&Inner>),
 }
 
-/// What a task runs.
-enum Kind {
-    Boxed(TaskFn),
-    Stack(JobRef),
+/// Tag: an immediate shutdown may cancel it.
+const CANCELLABLE: usize = 1;
+/// The tag bits.
+const TAGS: usize = 3;
+
+/// A boxed closure, aligned so its address has room for the tags.
+#[repr(align(4))]
+struct Boxed<F>(F);
+
+/// Runs or cancels a boxed closure.
+///
+/// # Safety
+///
+/// `job` comes from `Box::<Boxed<F>>::into_raw` in [`Task::new`], and this is its only
+/// use.
+unsafe fn exec_boxed<F: FnOnce(Option<&Inner>)>(job: *const (), inner: Option<&Inner>) {
+    // SAFETY: per the contract, we own the box.
+    let f = unsafe { Box::from_raw(job.cast::<Boxed<F>>().cast_mut()) };
+    (f.0)(inner);
 }
 
-/// A task's body: `Some(pool)` to run, `None` to cancel.
-type TaskFn = Box<dyn FnOnce(Option<&Inner>) + Send>;
-
-/// A type-erased pointer to a job on a waiting caller's stack, and how to run it.
+/// A type-erased pointer to a job on a waiting caller's stack, and how to run it (the
+/// pool argument is ignored: stack jobs are never cancelled).
 pub(crate) struct JobRef {
     pub(crate) job: *const (),
-    pub(crate) exec: unsafe fn(*const ()),
+    pub(crate) exec: unsafe fn(*const (), Option<&Inner>),
 }
 
-// SAFETY: a `JobRef` is created only for jobs whose closure and result are `Send`
-// (`join`'s and `install`'s bounds), and only one thread holds it at a time (deques and
-// injectors hand each item out once).
-unsafe impl Send for JobRef {}
-
 impl Task {
-    pub(crate) fn new(f: impl FnOnce(Option<&Inner>) + Send + 'static) -> Self {
+    pub(crate) fn new<F>(f: F) -> Self
+    where
+        F: FnOnce(Option<&Inner>) + Send + 'static,
+    {
+        let job = Box::into_raw(Box::new(Boxed(f)));
         Task {
-            kind: Some(Kind::Boxed(Box::new(f))),
-            counted: true,
+            tagged: job as usize | CANCELLABLE,
+            exec: exec_boxed::<F>,
         }
     }
 
-    /// A task that runs a stack job; `counted` if it goes through a queue (`install`),
-    /// not if it is a fork pushed on a worker's own deque (`join`).
-    pub(crate) fn stack(job: JobRef, counted: bool) -> Self {
+    /// A task that runs a stack job (never cancelled).
+    pub(crate) fn stack(job: JobRef) -> Self {
+        debug_assert_eq!(job.job as usize & TAGS, 0, "stack jobs are aligned to 8");
         Task {
-            kind: Some(Kind::Stack(job)),
-            counted,
+            tagged: job.job as usize,
+            exec: job.exec,
         }
+    }
+
+    fn job(&self) -> *const () {
+        (self.tagged & !TAGS) as *const ()
     }
 
     /// `true` if this task runs the stack job at `job`.
     pub(crate) fn is_job(&self, job: *const ()) -> bool {
-        matches!(&self.kind, Some(Kind::Stack(r)) if std::ptr::eq(r.job, job))
+        std::ptr::eq(self.job(), job)
     }
 
     /// Discards the task without running it (its owner runs the job inline).
-    pub(crate) fn forget(mut self) {
-        self.kind = None;
+    pub(crate) fn forget(self) {
+        std::mem::forget(self);
     }
 
     /// `true` if an immediate shutdown may cancel this task.
     fn cancellable(&self) -> bool {
-        matches!(self.kind, Some(Kind::Boxed(_)))
+        self.tagged & CANCELLABLE != 0
     }
 
-    fn run(mut self, inner: &Inner) {
-        match self.kind.take() {
-            Some(Kind::Boxed(f)) => f(Some(inner)),
-            // SAFETY: the job's owner keeps it alive until it runs (see `join.rs`), and
-            // this task was its only reference.
-            Some(Kind::Stack(r)) => unsafe { (r.exec)(r.job) },
-            None => {}
-        }
+    fn run(self, inner: &Inner) {
+        let (job, exec) = (self.job(), self.exec);
+        std::mem::forget(self);
+        // SAFETY: the task owned the job (a box, or a stack job its owner keeps alive
+        // until it has run: see `join.rs`), and was its only reference.
+        unsafe { exec(job, Some(inner)) }
     }
 }
 
+// SAFETY: a task is created only from `Send` closures (`Task::new`) or for stack jobs
+// whose closure and result are `Send` (`join`'s and `install`'s bounds), and only one
+// thread holds it at a time (deques and injectors hand each item out once).
+unsafe impl Send for Task {}
+
 impl Drop for Task {
     fn drop(&mut self) {
-        match self.kind.take() {
-            Some(Kind::Boxed(f)) => f(None),
-            // Never cancelled: its owner waits for it, so run it (unreachable in
-            // practice: the pool runs or puts back every stack task it takes).
-            // SAFETY: as in `run`.
-            Some(Kind::Stack(r)) => unsafe { (r.exec)(r.job) },
-            None => {}
-        }
+        // Boxed: cancels it. Stack: runs it, since its owner waits for it (unreachable
+        // in practice: the pool runs or puts back every stack task it takes).
+        // SAFETY: as in `run`; `drop` is the task's last use.
+        unsafe { (self.exec)(self.job(), None) }
     }
 }
 
@@ -187,10 +211,17 @@ pub(crate) struct WorkerCtx {
     inner: Arc<Inner>,
     /// Jobs taken from the injectors a batch at a time (FIFO: submission order).
     local: Worker<Task>,
+    /// Where a batch lands first, to be counted (private: no stealer).
+    staging: Worker<Task>,
     /// This worker's fork/join forks (LIFO: depth-first, the most recent fork on top).
     joins: Worker<Task>,
     /// Takes so far, for injector fairness.
     tick: std::cell::Cell<usize>,
+    /// This worker's slot in the registry.
+    slot: std::cell::Cell<usize>,
+    /// The registry's generation and the other workers' deques as of it
+    /// (`Inner::stealers`).
+    stealers: std::cell::RefCell<(usize, Vec<[Stealer<Task>; 2]>)>,
 }
 
 std::thread_local! {
@@ -223,12 +254,14 @@ impl WorkerCtx {
 
     /// Pushes a fork on this worker's deque and wakes an idle worker to steal it.
     pub(crate) fn push_join(&self, job: JobRef) {
-        self.joins.push(Task::stack(job, false));
+        self.joins.push(Task::stack(job));
         // Forks are not counted in the gate, but they take part in the sleep protocol:
         // a sleeper re-checks the deques after announcing itself, and this is the other
         // half (push, fence, look for sleepers). Without it a fork whose first half
         // waits for the second could wait forever on a pool with sleeping workers.
-        self.inner.sleepers.wake_one();
+        if self.inner.sleepers.idle() > 0 {
+            self.inner.sleepers.wake_one();
+        }
     }
 
     /// Pops this worker's most recent fork.
@@ -251,94 +284,137 @@ impl WorkerCtx {
         };
         if let Some(t) = [first, second]
             .into_iter()
-            .find_map(|injector| retry_steal(|| injector.steal_batch_and_pop(&self.local)))
+            .find_map(|injector| retry_steal(|| injector.steal_batch_and_pop(&self.staging)))
         {
+            // The batch left the queue: one update of the gate for all of it (a shared
+            // line written once per job by the submitter and once per batch here). It is
+            // counted in the private staging deque, where no thief can take from it
+            // meanwhile, then moved to the stealable one.
+            let batch = self.staging.len() + 1;
+            while let Some(task) = self.staging.pop() {
+                self.local.push(task);
+            }
+            let left = inner.took(batch);
+            // More work: wake the next sleeper (chaining), or, with none idle, start a
+            // thread (up to the maximum) so queued work never waits for a busy pool that
+            // could still grow.
+            if left > 0 || batch > 1 {
+                if inner.sleepers.idle() > 0 {
+                    inner.sleepers.wake_one();
+                } else if left > 0 {
+                    Inner::maybe_grow(&self.inner);
+                }
+            }
             return Some(t);
         }
-        // Steal under the registry's lock: no per-search allocation or `Stealer` clones.
         // Forks first: the oldest fork of a worker is its largest piece of work.
-        let stolen = inner
-            .stealers
-            .lock()
-            .iter()
-            .flatten()
-            .flat_map(|[joins, local]| [joins, local])
-            .find_map(|s| retry_steal(|| s.steal()));
+        let stolen = self.with_stealers(|stealers| {
+            stealers
+                .iter()
+                .flat_map(|[joins, local]| [joins, local])
+                // `steal` pins an epoch even on an empty deque; `is_empty` is two loads.
+                .filter(|s| !s.is_empty())
+                .find_map(|s| retry_steal(|| s.steal()))
+        });
         if stolen.is_some() {
             inner.counters.steals.fetch_add(1, Ordering::Relaxed);
         }
         stolen
     }
 
+    /// Calls `f` with the other workers' deques (the private copy, refreshed if workers
+    /// came or went since the last call).
+    fn with_stealers<R>(&self, f: impl FnOnce(&[[Stealer<Task>; 2]]) -> R) -> R {
+        let mut cache = self.stealers.borrow_mut();
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        if cache.0 != generation {
+            let registry = self.inner.stealers.lock();
+            cache.1.clear();
+            // Not our own deques: we pop those.
+            cache.1.extend(
+                registry
+                    .iter()
+                    .enumerate()
+                    .filter(|&(slot, _)| slot != self.slot.get())
+                    .filter_map(|(_, deques)| deques.clone()),
+            );
+            cache.0 = self.inner.generation.load(Ordering::Acquire);
+        }
+        f(&cache.1)
+    }
+
+    /// `true` if some worker's deque has work to steal.
+    fn stealable(&self) -> bool {
+        self.with_stealers(|stealers| {
+            stealers
+                .iter()
+                .any(|[joins, local]| !joins.is_empty() || !local.is_empty())
+        })
+    }
+
     /// Runs a task taken by `find_task` (`top`: from the worker loop, not from a wait).
     pub(crate) fn run(&self, task: Task, top: bool) {
         let inner = &*self.inner;
-        if task.counted {
-            inner.took_one();
-            if task.cancellable() && inner.state.load(Ordering::Acquire) == STOPPED {
-                drop(task); // immediate shutdown: cancel instead of running
-                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-                return;
-            }
-            // More queued work: wake the next sleeper (chaining), or, with none idle,
-            // start a thread (up to the maximum) so queued work never waits for a busy
-            // pool that could still grow.
-            if inner.pending.count() > 0 {
-                if inner.sleepers.idle() > 0 {
-                    inner.sleepers.wake_one();
-                } else {
-                    Inner::maybe_grow(&self.inner);
-                }
-            }
+        if task.cancellable() && inner.state.load(Ordering::Acquire) == STOPPED {
+            drop(task); // immediate shutdown: cancel instead of running
+            inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+            return;
         }
         if top {
-            inner.busy.fetch_add(1, Ordering::Relaxed);
+            inner.counters.started.add(1);
             task.run(inner);
-            inner.busy.fetch_sub(1, Ordering::Relaxed);
+            inner.counters.finished.add(1);
         } else {
             task.run(inner);
         }
     }
 
-    /// Runs other work until `latch` is set (a stolen fork finished); parks when there
-    /// is none.
+    /// Runs other work until `latch` is set (a stolen fork finished); when there is none,
+    /// spins and yields for a while (the thief is usually about to finish: parking
+    /// would add a futex round trip to every short stolen fork), then parks.
     pub(crate) fn wait_for(&self, latch: &crate::join::Latch) {
-        let backoff = weft_sync::Backoff::new();
+        let mut idle_rounds = 0;
         while !latch.probe() {
             if let Some(task) = self.find_task() {
                 self.run(task, false);
-                backoff.reset();
-            } else if backoff.is_completed() {
-                latch.park(&self.inner);
+                idle_rounds = 0;
+            } else if idle_rounds < SPIN_ROUNDS {
+                std::hint::spin_loop();
+                idle_rounds += 1;
+            } else if idle_rounds < SPIN_ROUNDS + YIELD_ROUNDS {
+                weft_sync::thread::yield_now();
+                idle_rounds += 1;
             } else {
-                backoff.snooze();
+                latch.park(&self.inner);
             }
         }
     }
 
-    /// Spins, then yields, for a short while, watching for work; `true` if some
-    /// appeared.
+    /// Yields for a short while, watching for work; `true` if some appeared. Yielding
+    /// rather than spinning keeps an idle worker off the lines submitters write (the
+    /// gate, the injector) and gives the core to a thread with work.
     fn linger(&self) -> bool {
-        const SPINS: u32 = 64;
-        const ROUNDS: u32 = 16;
         let inner = &*self.inner;
-        for _ in 0..SPINS {
+        for _ in 0..YIELD_ROUNDS {
+            weft_sync::thread::yield_now();
             // A hint; the sleep protocol that follows is what guarantees no job is
             // missed.
-            if inner.pending.hint() {
-                return true;
-            }
-            std::hint::spin_loop();
-        }
-        for _ in 0..ROUNDS {
-            weft_sync::thread::yield_now();
-            if inner.pending.hint() || inner.stealable() {
+            if inner.pending.hint() || self.stealable() {
                 return true;
             }
         }
         false
     }
 }
+
+/// Rounds of spinning (a `spin_loop` hint each) before a `join` waiting for a stolen
+/// fork starts yielding: the thief is often about to finish.
+const SPIN_ROUNDS: u32 = 16;
+/// Rounds of yielding before an idle worker, or a `join` waiting for a stolen fork,
+/// blocks: tens of microseconds on an idle machine, so a burst of work (or the next
+/// fork/join round) finds the worker awake, while an idle pool still parks at once in
+/// CPU terms.
+const YIELD_ROUNDS: u32 = 64;
 
 /// A worker-lifecycle hook (worker number).
 pub(crate) type ThreadHook = Box<dyn Fn(usize) + Send + Sync>;
@@ -364,9 +440,14 @@ pub(crate) struct Settings {
     pub(crate) stack_size: Option<usize>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Counters {
-    completed: AtomicU64,
+    /// Striped (`weft_lockfree::StripedCounter`): bumped once per job by whichever
+    /// worker runs it, so a shared counter would be a contended line on every job.
+    completed: StripedCounter,
+    /// Jobs workers began and finished running (`busy` is the difference).
+    started: StripedCounter,
+    finished: StripedCounter,
     panicked: AtomicU64,
     rejected: AtomicU64,
     cancelled: AtomicU64,
@@ -379,7 +460,11 @@ pub(crate) struct Inner {
     high: Injector<Task>,
     normal: Injector<Task>,
     /// The workers' deques (forks, batch), for stealing; `None` for exited workers.
+    /// Workers steal through a private copy, refreshed when `generation` moves, so
+    /// searching for work takes no lock.
     stealers: Mutex<Vec<Option<[Stealer<Task>; 2]>>>,
+    /// Bumped whenever `stealers` changes.
+    generation: AtomicUsize,
     /// Jobs submitted and not yet started (the queue bound and the sleep signal), and
     /// whether submissions are closed.
     pending: Gate,
@@ -392,7 +477,6 @@ pub(crate) struct Inner {
     /// Live workers, and a condvar signalled when one exits.
     threads: AtomicUsize,
     exited: (Mutex<()>, Condvar),
-    busy: AtomicUsize,
     state: AtomicU8,
     counters: Counters,
     settings: Settings,
@@ -471,6 +555,7 @@ impl ThreadPool {
             high: Injector::new(),
             normal: Injector::new(),
             stealers: Mutex::new(Vec::new()),
+            generation: AtomicUsize::new(0),
             pending: Gate::new(),
             sleepers: Sleepers::new(),
             joiners: (Mutex::new(()), Condvar::new()),
@@ -478,9 +563,17 @@ impl ThreadPool {
             space: (Mutex::new(()), Condvar::new()),
             threads: AtomicUsize::new(0),
             exited: (Mutex::new(()), Condvar::new()),
-            busy: AtomicUsize::new(0),
             state: AtomicU8::new(RUNNING),
-            counters: Counters::default(),
+            counters: Counters {
+                completed: StripedCounter::new(),
+                started: StripedCounter::new(),
+                finished: StripedCounter::new(),
+                panicked: AtomicU64::new(0),
+                rejected: AtomicU64::new(0),
+                cancelled: AtomicU64::new(0),
+                steals: AtomicU64::new(0),
+                spawned: AtomicU64::new(0),
+            },
             settings,
             hooks,
             next_worker: AtomicUsize::new(0),
@@ -561,10 +654,16 @@ impl ThreadPool {
         let i = &*self.inner;
         Status {
             threads: i.threads.load(Ordering::Relaxed),
-            busy: i.busy.load(Ordering::Relaxed),
+            // `finished` first: a job counted finished was counted started before it.
+            busy: {
+                let finished = i.counters.finished.sum();
+                usize::try_from(i.counters.started.sum().saturating_sub(finished))
+                    .unwrap_or(usize::MAX)
+            },
             idle: i.sleepers.idle(),
-            queued: i.pending.count(),
-            completed: i.counters.completed.load(Ordering::Relaxed),
+            // Queued in the injectors, plus taken in a worker's batch and not started.
+            queued: i.pending.count() + i.batched(),
+            completed: i.counters.completed.sum(),
             panicked: i.counters.panicked.load(Ordering::Relaxed),
             rejected: i.counters.rejected.load(Ordering::Relaxed),
             cancelled: i.counters.cancelled.load(Ordering::Relaxed),
@@ -606,7 +705,7 @@ impl ThreadPool {
                     keep.push(task); // a caller waits for it (`install`)
                     continue;
                 }
-                self.inner.pending.take();
+                self.inner.pending.take(1);
                 drop(task); // cancels it
                 cancelled += 1;
                 self.inner
@@ -652,7 +751,7 @@ where
             return; // cancelled: counted by whoever discarded it
         };
         let result = catch_unwind(AssertUnwindSafe(job));
-        inner.counters.completed.fetch_add(1, Ordering::Relaxed);
+        inner.counters.completed.add(1);
         if let Err(payload) = result {
             report_panic(inner, payload.as_ref());
         }
@@ -687,7 +786,7 @@ where
             return; // cancelled while queued: its handle is already resolved
         }
         let result = catch_unwind(AssertUnwindSafe(job));
-        inner.counters.completed.fetch_add(1, Ordering::Relaxed);
+        inner.counters.completed.add(1);
         match result {
             Ok(v) => slot.complete(Ok(v), DONE),
             Err(payload) => {
@@ -758,19 +857,37 @@ impl Inner {
         Inner::push(this, Priority::High, task);
     }
 
-    /// `true` if some worker's deque has work to steal.
-    fn stealable(&self) -> bool {
+    /// Tasks in workers' batches (taken from the queue, not started).
+    fn batched(&self) -> usize {
         self.stealers
             .lock()
             .iter()
             .flatten()
-            .any(|[joins, local]| !joins.is_empty() || !local.is_empty())
+            .map(|[_, local]| local.len())
+            .sum()
+    }
+
+    /// Registers a worker's deques; returns its slot.
+    fn register(&self, deques: [Stealer<Task>; 2]) -> usize {
+        let mut stealers = self.stealers.lock();
+        stealers.push(Some(deques));
+        self.generation.fetch_add(1, Ordering::Release);
+        stealers.len() - 1
+    }
+
+    /// Unregisters a leaving worker's deques.
+    fn unregister(&self, slot: usize) {
+        self.stealers.lock()[slot] = None;
+        self.generation.fetch_add(1, Ordering::Release);
     }
 
     /// Wakes the callers parked waiting for a fork or an `install` (one of them is
     /// waiting for the job that just finished; the others re-check and park again).
     pub(crate) fn wake_joiners(&self) {
-        let _g = self.joiners.0.lock();
+        // Take and release the lock before notifying: a waiter that checked its latch
+        // before the caller's swap is then already waiting (it checks under the lock),
+        // and the woken waiter does not wake into a lock still held by the notifier.
+        drop(self.joiners.0.lock());
         self.joiners.1.notify_all();
     }
 
@@ -815,13 +932,19 @@ impl Inner {
         }
     }
 
-    /// A started job left the queue: free its place for a blocked submitter.
-    fn took_one(&self) {
-        self.pending.take();
+    /// `n` jobs left the queue (for a worker's batch): free their places for blocked
+    /// submitters; returns the jobs still queued.
+    fn took(&self, n: usize) -> usize {
+        let left = self.pending.take(n);
         if self.blocked.load(Ordering::SeqCst) > 0 {
             let _g = self.space.0.lock();
-            self.space.1.notify_one();
+            if n == 1 {
+                self.space.1.notify_one();
+            } else {
+                self.space.1.notify_all();
+            }
         }
+        left
     }
 
     /// Waits until every worker has exited, or the deadline passes.
@@ -881,15 +1004,15 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
     let ctx = WorkerCtx {
         inner,
         local: Worker::new_fifo(),
+        staging: Worker::new_fifo(),
         joins: Worker::new_lifo(),
         tick: std::cell::Cell::new(0),
+        slot: std::cell::Cell::new(usize::MAX),
+        stealers: std::cell::RefCell::new((usize::MAX, Vec::new())),
     };
     let inner = &ctx.inner;
-    let slot = {
-        let mut stealers = inner.stealers.lock();
-        stealers.push(Some([ctx.joins.stealer(), ctx.local.stealer()]));
-        stealers.len() - 1
-    };
+    let slot = inner.register([ctx.joins.stealer(), ctx.local.stealer()]);
+    ctx.slot.set(slot);
     CURRENT.with(|c| c.set(&raw const ctx));
     let _current = CurrentGuard;
     if let Some(h) = &inner.hooks.on_start {
@@ -913,7 +1036,7 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
         }
         // The sleep protocol: announce, re-check, then block.
         inner.sleepers.announce();
-        if inner.pending.count() > 0 || inner.pending.is_closed() || inner.stealable() {
+        if inner.pending.count() > 0 || inner.pending.is_closed() || ctx.stealable() {
             inner.sleepers.retract();
             if inner.pending.count() > 0 {
                 // Work exists but is not visible yet (a submitter between its reservation
@@ -956,9 +1079,10 @@ fn retire(ctx: &WorkerCtx, slot: usize, id: usize) {
     // tasks can be left here.
     debug_assert!(ctx.joins.is_empty());
     while let Some(task) = ctx.local.pop() {
+        inner.pending.force(); // back in the queue: counted again
         inner.normal.push(task);
     }
-    inner.stealers.lock()[slot] = None;
+    inner.unregister(slot);
     if let Some(h) = &inner.hooks.on_exit {
         h(id);
     }

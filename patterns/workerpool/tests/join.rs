@@ -109,24 +109,31 @@ fn a_panic_in_either_half_resumes_after_both_finished() {
     assert_eq!(pool.status().threads, 2);
 }
 
+/// Waits (yielding, bounded by `HANG`) until `n` workers of `pool` are parked.
+fn wait_idle(pool: &ThreadPool, n: usize) {
+    let start = std::time::Instant::now();
+    while pool.status().idle < n {
+        assert!(start.elapsed() < HANG, "workers never parked");
+        std::thread::yield_now();
+    }
+}
+
 #[test]
-fn a_stolen_half_runs_on_the_other_worker() {
+fn a_fork_wakes_a_parked_worker_to_steal_it() {
     let pool = pool(2);
-    // `a` blocks until `b` has run: unless `b` is stolen and run by the other worker,
-    // this would never finish.
+    wait_idle(&pool, 2);
+    // `install` wakes one worker; the other stays parked, and the fork must wake it:
+    // `a` waits until `b` has run, which, if nobody stole `b`, takes the whole `HANG`
+    // (then `b` runs inline and the assertion below fails).
     let (tx, rx) = mpsc::channel();
     let pool = &pool;
-    let (ra, rb) = pool.install(move || {
+    let (ra, ()) = pool.install(move || {
         pool.join(
-            move || rx.recv_timeout(HANG).expect("b ran elsewhere"),
-            move || {
-                tx.send(std::thread::current().name().map(str::to_owned))
-                    .unwrap();
-            },
+            move || rx.recv_timeout(HANG).is_ok(),
+            move || tx.send(()).unwrap(),
         )
     });
-    assert!(ra.is_some());
-    assert_eq!(rb, ());
+    assert!(ra, "the fork was stolen and run by the parked worker");
     assert!(pool.status().steals >= 1);
 }
 

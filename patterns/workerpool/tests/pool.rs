@@ -412,3 +412,43 @@ fn a_blocked_submitter_is_released_by_shutdown() {
     });
     assert!(pool.shutdown(Some(HANG)).completed);
 }
+
+/// Submitters race a graceful shutdown: every submission the pool accepted has run by
+/// the time `shutdown` reports completion, and every other one was handed back.
+#[test]
+fn graceful_shutdown_runs_exactly_the_accepted_jobs() {
+    for _ in 0..count(50) {
+        let pool = Arc::new(
+            ThreadPool::builder()
+                .min_threads(1)
+                .max_threads(2)
+                .build()
+                .unwrap(),
+        );
+        let ran = Arc::new(AtomicUsize::new(0));
+        let submitters: Vec<_> = (0..2)
+            .map(|_| {
+                let (pool, ran) = (Arc::clone(&pool), Arc::clone(&ran));
+                std::thread::spawn(move || {
+                    let mut accepted = 0;
+                    for _ in 0..200 {
+                        let ran = Arc::clone(&ran);
+                        match pool.execute(move || {
+                            ran.fetch_add(1, Ordering::SeqCst);
+                        }) {
+                            Ok(()) => accepted += 1,
+                            Err(SubmitError::ShuttingDown(_)) => break,
+                            Err(e) => panic!("unexpected refusal: {e}"),
+                        }
+                    }
+                    accepted
+                })
+            })
+            .collect();
+        let report = pool.shutdown(Some(HANG));
+        let ran_at_shutdown = ran.load(Ordering::SeqCst);
+        let accepted: usize = submitters.into_iter().map(|s| s.join().unwrap()).sum();
+        assert!(report.completed);
+        assert_eq!(ran_at_shutdown, accepted, "accepted jobs all ran before shutdown returned");
+    }
+}
