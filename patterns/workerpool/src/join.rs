@@ -19,7 +19,10 @@
 //!
 //! Fork/join jobs bypass the queue bound and are not counted as queued jobs: their
 //! owner always finishes them itself if nobody steals them, so they cannot be lost,
-//! and an immediate shutdown never cancels them (their owner is waiting for them).
+//! and an immediate shutdown never cancels them (their owner is waiting for them). A
+//! fork wakes a parked worker after a relaxed look at the idle count, without the
+//! fence of the submission protocol: like rayon, a fork can miss a worker that is
+//! falling asleep at that instant, which costs that fork's parallelism, never the fork.
 
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::thread::Result as PanicResult;
@@ -79,12 +82,10 @@ impl Latch {
             // Under the joiners' lock: announce the park, unless already set. A setter
             // that swaps after this takes the same lock to notify, so it cannot notify
             // before the owner waits.
-            match self.state.compare_exchange(
-                UNSET,
-                SLEEPING,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
+            match self
+                .state
+                .compare_exchange(UNSET, SLEEPING, Ordering::AcqRel, Ordering::Acquire)
+            {
                 Ok(_) => false,
                 Err(s) => s == SET,
             }
@@ -181,6 +182,11 @@ impl ThreadPool {
     ///
     /// Fork/join work is not subject to the queue bound and is never cancelled by a
     /// shutdown: the caller is waiting for it.
+    ///
+    /// As with `rayon::join`, `a` and `b` must not wait for each other: the pool may
+    /// run both on the current thread (always, on a pool of one worker). While waiting
+    /// for a stolen `b`, the worker runs other jobs, so do not hold a lock across
+    /// `join` that those jobs might take.
     ///
     /// # Panics
     ///

@@ -39,6 +39,7 @@
 //! - [`ThreadPool`], configured by [`Builder`]: [`execute`](ThreadPool::execute),
 //!   [`submit`](ThreadPool::submit) → [`JobHandle`], [`submit_with`](ThreadPool::submit_with)
 //!   a [`Priority`], [`scope`](ThreadPool::scope) → [`Scope`] for borrowing jobs,
+//!   [`join`](ThreadPool::join) and [`install`](ThreadPool::install) for fork/join,
 //!   [`status`](ThreadPool::status) → [`Status`], graceful and immediate shutdown →
 //!   [`ShutdownReport`].
 //! - [`Backpressure`]: what a submission does when the queue is full.

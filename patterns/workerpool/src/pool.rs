@@ -3,20 +3,24 @@
 //! # Design
 //!
 //! Submissions go to one of two global injectors (high and normal priority,
-//! `crossbeam_deque::Injector`). Each worker owns a local deque: it refills it from an
-//! injector a batch at a time (`steal_batch_and_pop`: one atomic claim on the lock-free
-//! injector per batch instead of one per job) and, when its own deque and the injectors are
-//! empty, steals from the other workers' deques. Every eighth take prefers the normal
-//! injector over the high one, so a stream of high-priority jobs cannot starve normal
-//! ones.
+//! `crossbeam_deque::Injector`). Each worker owns two deques: `local`, which it refills
+//! from an injector a batch at a time (`steal_batch_and_pop`: one atomic claim on the
+//! lock-free injector per batch instead of one per job), and `joins`, for its fork/join
+//! forks (`join.rs`). When its own deques and the injectors are empty, it steals from
+//! the other workers' deques, through a private copy of the registry refreshed when
+//! workers come or go. Every eighth take prefers the normal injector over the high one,
+//! so a stream of high-priority jobs cannot starve normal ones.
 //!
-//! `pending` counts jobs submitted and not yet started. It is the queue bound (a
-//! submission reserves a place by CAS before its job is boxed, so a refused job comes
-//! back to the caller untouched) and the "is there work" signal of the sleep protocol
-//! (see `sleep.rs`). Idle workers above `min_threads` leave after `keep_alive`; a
-//! submission that finds no idle worker starts one, up to `max_threads`.
+//! `pending` (the [`Gate`]) counts jobs submitted and not yet taken from the injectors,
+//! with the shutdown switch in the same word. It is the queue bound (a submission
+//! reserves a place before its job is boxed, so a refused job comes back to the caller
+//! untouched), the "is there work" signal of the sleep protocol (see `sleep.rs`), and
+//! what orders a shutdown after every accepted job (see `gate.rs`). Idle workers above
+//! `min_threads` leave after `keep_alive`; a submission that finds no idle worker starts
+//! one, up to `max_threads`.
 //!
-//! A job is a [`Task`]: a closure told whether to run or to cancel itself. Dropping a
+//! A job is a [`Task`]: a closure told whether to run or to cancel itself, or a
+//! reference to a `join`/`install` job on a waiting caller's stack. Dropping a boxed
 //! task without running it cancels it, so a job removed by an immediate shutdown still
 //! resolves its handle (to `Cancelled`) and nothing waits forever.
 

@@ -38,7 +38,11 @@ fn recursive_join_computes_every_leaf_once() {
         for leaf in [1usize, 7, 64, 1 << 16] {
             let leaves = AtomicUsize::new(0);
             let total = pool.install(|| sum(&pool, &v, leaf, &leaves));
-            assert_eq!(total, (1u64 << 16) * ((1 << 16) - 1) / 2, "{threads} threads");
+            assert_eq!(
+                total,
+                (1u64 << 16) * ((1 << 16) - 1) / 2,
+                "{threads} threads"
+            );
             let expected = v.len().div_ceil(leaf).next_power_of_two().min(v.len());
             assert_eq!(leaves.load(Ordering::Relaxed), expected, "leaf {leaf}");
         }
@@ -100,7 +104,11 @@ fn a_panic_in_either_half_resumes_after_both_finished() {
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| message.downcast_ref::<String>().map(String::as_str));
-        let expected = if panicking_half == 0 { "a failed" } else { "b failed" };
+        let expected = if panicking_half == 0 {
+            "a failed"
+        } else {
+            "b failed"
+        };
         assert_eq!(message, Some(expected));
         assert_eq!(finished.load(Ordering::SeqCst), 2, "both halves ran");
     }
@@ -142,7 +150,10 @@ fn install_from_a_worker_or_after_shutdown_runs_inline() {
     let pool = pool(1);
     let worker = pool.install(|| std::thread::current().id());
     assert_ne!(worker, std::thread::current().id());
-    assert_eq!(pool.install(|| pool.install(|| std::thread::current().id())), worker);
+    assert_eq!(
+        pool.install(|| pool.install(|| std::thread::current().id())),
+        worker
+    );
     assert!(pool.shutdown(Some(HANG)).completed);
     assert_eq!(
         pool.install(|| std::thread::current().id()),

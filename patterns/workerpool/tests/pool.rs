@@ -449,6 +449,9 @@ fn graceful_shutdown_runs_exactly_the_accepted_jobs() {
         let ran_at_shutdown = ran.load(Ordering::SeqCst);
         let accepted: usize = submitters.into_iter().map(|s| s.join().unwrap()).sum();
         assert!(report.completed);
-        assert_eq!(ran_at_shutdown, accepted, "accepted jobs all ran before shutdown returned");
+        assert_eq!(
+            ran_at_shutdown, accepted,
+            "accepted jobs all ran before shutdown returned"
+        );
     }
 }
