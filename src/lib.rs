@@ -9,6 +9,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
+//! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
@@ -30,6 +31,10 @@
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]
 pub use weft_circuitbreaker as circuitbreaker;
+
+#[cfg(feature = "eventsourcing")]
+#[doc(inline)]
+pub use weft_eventsourcing as eventsourcing;
 
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
