@@ -71,6 +71,9 @@ pub mod book {
     #[cfg(all(feature = "lockfree", feature = "sync"))]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
+    #[cfg(feature = "eventsourcing")]
+    #[doc = include_str!("../docs/src/eventsourcing.md")]
+    pub struct Eventsourcing;
     #[cfg(feature = "mapreduce")]
     #[doc = include_str!("../docs/src/mapreduce.md")]
     pub struct Mapreduce;
