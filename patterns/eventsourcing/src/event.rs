@@ -280,6 +280,24 @@ pub struct AppendResult {
     pub last_position: u64,
 }
 
+impl AppendResult {
+    /// The result of appending `count` (at least 1) events to a stream that was at
+    /// `previous_version`, the first at global position `first_position`.
+    pub(crate) fn new(previous_version: u64, first_position: u64, count: u64) -> Self {
+        AppendResult {
+            version: previous_version + count,
+            first_position,
+            last_position: first_position + count - 1,
+        }
+    }
+}
+
+/// How many events of a stream come before version `from_version` (versions start at 1;
+/// reading from 0 reads from the start).
+pub(crate) fn events_before(from_version: u64) -> usize {
+    usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX)
+}
+
 pub(crate) fn validate_append(stream: &str, events: &[NewEvent]) -> Result<(), crate::Error> {
     if stream.is_empty() {
         return Err(crate::Error::InvalidInput(

@@ -129,11 +129,7 @@ impl EventStore for InMemoryStore {
             });
         }
         self.appended.notify_all();
-        Ok(AppendResult {
-            version: current + count,
-            first_position,
-            last_position: first_position + count - 1,
-        })
+        Ok(AppendResult::new(current, first_position, count))
     }
 
     fn read_stream(
@@ -146,7 +142,7 @@ impl EventStore for InMemoryStore {
         let Some(positions) = inner.streams.get(stream) else {
             return Ok(Vec::new());
         };
-        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        let skip = crate::event::events_before(from_version);
         Ok(positions
             .iter()
             .skip(skip)

@@ -2,12 +2,13 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use weft_sync::Mutex;
 
 use crate::Error;
+use crate::util::FileDir;
 
 /// An aggregate state saved at a stream version.
 #[derive(Clone, PartialEq, Eq)]
@@ -88,31 +89,22 @@ impl SnapshotStore for InMemorySnapshotStore {
 /// ```
 #[derive(Debug, Clone)]
 pub struct FileSnapshotStore {
-    dir: PathBuf,
+    files: FileDir,
 }
 
 impl FileSnapshotStore {
     /// Uses (and creates if needed) the directory `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Ok(FileSnapshotStore { dir })
-    }
-
-    fn path(&self, stream: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.snapshot", crate::util::file_name_for(stream)))
+        Ok(FileSnapshotStore {
+            files: FileDir::open(dir.as_ref(), "snapshot")?,
+        })
     }
 }
 
 impl SnapshotStore for FileSnapshotStore {
     fn load(&self, stream: &str) -> Result<Option<Snapshot>, Error> {
-        let path = self.path(stream);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        let Some(bytes) = self.files.read(stream)? else {
+            return Ok(None);
         };
         // Layout: version u64 LE, schema version u32 LE, crc32 of the payload u32 LE,
         // then the payload. A damaged file reads as "no snapshot" (the stream is replayed).
@@ -124,7 +116,7 @@ impl SnapshotStore for FileSnapshotStore {
         let crc = u32::from_le_bytes(bytes[12..16].try_into().unwrap_or_default());
         let payload = bytes[16..].to_vec();
         if crc32fast::hash(&payload) != crc {
-            tracing::warn!(file = %path.display(), "snapshot checksum mismatch; ignoring it");
+            tracing::warn!(file = %self.files.path(stream).display(), "snapshot checksum mismatch; ignoring it");
             return Ok(None);
         }
         Ok(Some(Snapshot {
@@ -141,6 +133,6 @@ impl SnapshotStore for FileSnapshotStore {
         bytes.extend_from_slice(&snapshot.schema_version.to_le_bytes());
         bytes.extend_from_slice(&crc32fast::hash(&snapshot.payload).to_le_bytes());
         bytes.extend_from_slice(&snapshot.payload);
-        crate::util::write_atomically(&self.path(&snapshot.stream_id), &bytes)
+        self.files.write(&snapshot.stream_id, &bytes)
     }
 }

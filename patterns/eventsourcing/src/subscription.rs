@@ -3,13 +3,14 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use weft_sync::Mutex;
 
+use crate::util::FileDir;
 use crate::{Error, EventStore, RecordedEvent, Upcaster, Upcasters};
 
 /// Where subscriptions keep their checkpoints: per subscription name, the global position
@@ -66,35 +67,26 @@ impl CheckpointStore for InMemoryCheckpointStore {
 /// ```
 #[derive(Debug, Clone)]
 pub struct FileCheckpointStore {
-    dir: PathBuf,
+    files: FileDir,
 }
 
 impl FileCheckpointStore {
     /// Uses (and creates if needed) the directory `dir`.
     pub fn open(dir: impl AsRef<Path>) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
-        Ok(FileCheckpointStore { dir })
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir
-            .join(format!("{}.checkpoint", crate::util::file_name_for(name)))
+        Ok(FileCheckpointStore {
+            files: FileDir::open(dir.as_ref(), "checkpoint")?,
+        })
     }
 }
 
 impl CheckpointStore for FileCheckpointStore {
     fn load(&self, name: &str) -> Result<Option<u64>, Error> {
-        let path = self.path(name);
-        let bytes = match std::fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("reading {}", path.display()), e)),
+        let Some(bytes) = self.files.read(name)? else {
+            return Ok(None);
         };
         // Layout: position u64 LE, then the crc32 of those 8 bytes.
         let corrupt = || Error::Corrupt {
-            file: path.clone(),
+            file: self.files.path(name),
             offset: 0,
             reason: "checkpoint file is not 12 bytes with a valid checksum".into(),
         };
@@ -113,7 +105,7 @@ impl CheckpointStore for FileCheckpointStore {
     fn save(&self, name: &str, position: u64) -> Result<(), Error> {
         let mut bytes = position.to_le_bytes().to_vec();
         bytes.extend_from_slice(&crc32fast::hash(&position.to_le_bytes()).to_le_bytes());
-        crate::util::write_atomically(&self.path(name), &bytes)
+        self.files.write(name, &bytes)
     }
 }
 

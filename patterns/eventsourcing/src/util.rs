@@ -61,6 +61,50 @@ pub(crate) fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(
     Ok(())
 }
 
+/// A directory of small files, one per name, each replaced atomically: the storage of
+/// the file snapshot and checkpoint stores.
+#[derive(Debug, Clone)]
+pub(crate) struct FileDir {
+    dir: std::path::PathBuf,
+    extension: &'static str,
+}
+
+impl FileDir {
+    /// Uses (and creates if needed) `dir`, naming files `<escaped name>.<extension>`.
+    pub(crate) fn open(
+        dir: &std::path::Path,
+        extension: &'static str,
+    ) -> Result<Self, crate::Error> {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| crate::Error::io(format!("creating {}", dir.display()), e))?;
+        Ok(FileDir {
+            dir: dir.to_path_buf(),
+            extension,
+        })
+    }
+
+    /// The file of `name`.
+    pub(crate) fn path(&self, name: &str) -> std::path::PathBuf {
+        self.dir
+            .join(format!("{}.{}", file_name_for(name), self.extension))
+    }
+
+    /// The contents of the file of `name`, or `None` if it does not exist.
+    pub(crate) fn read(&self, name: &str) -> Result<Option<Vec<u8>>, crate::Error> {
+        let path = self.path(name);
+        match std::fs::read(&path) {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(crate::Error::io(format!("reading {}", path.display()), e)),
+        }
+    }
+
+    /// Replaces the file of `name` with `bytes`, atomically and durably.
+    pub(crate) fn write(&self, name: &str, bytes: &[u8]) -> Result<(), crate::Error> {
+        write_atomically(&self.path(name), bytes)
+    }
+}
+
 /// fsyncs a directory so a file created or renamed in it survives a power loss.
 pub(crate) fn sync_dir(dir: &std::path::Path) -> Result<(), crate::Error> {
     #[cfg(unix)]

@@ -473,14 +473,7 @@ impl FileLog {
             let len = p.frame.len() as u64;
             if writer.len > SEGMENT_HEADER && writer.len + len > self.config.segment_size {
                 // Roll over: finish the current segment, start one named by this record.
-                writer
-                    .file
-                    .write_all(&buf)
-                    .map_err(|e| Error::io("writing a segment", e))?;
-                self.counters
-                    .bytes_written
-                    .fetch_add(buf.len() as u64, Ordering::Relaxed);
-                buf.clear();
+                self.write_out(&mut writer.file, &mut buf)?;
                 if syncs_on_rollover {
                     sync(&writer.file)?;
                 }
@@ -507,13 +500,7 @@ impl FileLog {
             buf.extend_from_slice(&p.frame);
             writer.len += len;
         }
-        writer
-            .file
-            .write_all(&buf)
-            .map_err(|e| Error::io("writing a segment", e))?;
-        self.counters
-            .bytes_written
-            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        self.write_out(&mut writer.file, &mut buf)?;
         writer.dirty = true;
         let now = self.config.clock.now();
         let due = match self.config.fsync {
@@ -529,6 +516,17 @@ impl FileLog {
             writer.last_sync = now;
         }
         Ok(locs)
+    }
+
+    /// Writes `buf` to `file` with one `write_all`, counts it, and empties `buf`.
+    fn write_out(&self, file: &mut File, buf: &mut Vec<u8>) -> Result<(), Error> {
+        file.write_all(buf)
+            .map_err(|e| Error::io("writing a segment", e))?;
+        self.counters
+            .bytes_written
+            .fetch_add(buf.len() as u64, Ordering::Relaxed);
+        buf.clear();
+        Ok(())
     }
 
     /// Publishes written records to readers.
@@ -681,11 +679,7 @@ impl EventStore for FileLog {
         drop(state);
         self.counters.appends.fetch_add(1, Ordering::Relaxed);
         self.counters.events.fetch_add(count, Ordering::Relaxed);
-        Ok(AppendResult {
-            version: current + count,
-            first_position,
-            last_position: first_position + count - 1,
-        })
+        Ok(AppendResult::new(current, first_position, count))
     }
 
     fn read_stream(
@@ -694,7 +688,7 @@ impl EventStore for FileLog {
         from_version: u64,
         max: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
-        let skip = usize::try_from(from_version.saturating_sub(1)).unwrap_or(usize::MAX);
+        let skip = crate::event::events_before(from_version);
         let mut wanted: Vec<(Arc<Segment>, RecordLoc)> = Vec::new();
         let mut slots: Vec<(usize, u32)> = Vec::new();
         {
