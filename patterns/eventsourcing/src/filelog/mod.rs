@@ -300,6 +300,9 @@ pub struct FileLog {
     published: Condvar,
     recovery: Recovery,
     counters: Counters,
+    /// Test hook: make the next segment writes fail, as a full or failing disk would.
+    #[cfg(test)]
+    fail_writes: std::sync::atomic::AtomicBool,
 }
 
 #[derive(Default)]
@@ -375,6 +378,8 @@ impl FileLog {
             recovery,
             config,
             counters: Counters::default(),
+            #[cfg(test)]
+            fail_writes: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -520,6 +525,11 @@ impl FileLog {
 
     /// Writes `buf` to `file` with one `write_all`, counts it, and empties `buf`.
     fn write_out(&self, file: &mut File, buf: &mut Vec<u8>) -> Result<(), Error> {
+        #[cfg(test)]
+        if self.fail_writes.load(std::sync::atomic::Ordering::SeqCst) {
+            let injected = std::io::Error::other("injected write failure");
+            return Err(Error::io("writing a segment", injected));
+        }
         file.write_all(buf)
             .map_err(|e| Error::io("writing a segment", e))?;
         self.counters
@@ -1031,4 +1041,49 @@ fn recover(dir: &Path) -> Result<Recovered, Error> {
         recovery.segments += 1;
     }
     Ok((index, versions, recovery))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one(payload: &str) -> Vec<NewEvent> {
+        vec![NewEvent::new("E", 1, payload.as_bytes().to_vec())]
+    }
+
+    /// After a failed write the log refuses every append (the fsyncgate rule) until it is
+    /// reopened; reopening recovers exactly the appends that were acknowledged.
+    #[test]
+    fn a_failed_write_fails_the_log_until_reopened() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = FileLog::open(dir.path(), FileLogConfig::default()).unwrap();
+        log.append("s", ExpectedVersion::Exact(0), one("kept"))
+            .unwrap();
+        log.fail_writes
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let err = log
+            .append("s", ExpectedVersion::Exact(1), one("lost"))
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Failed(ref m) if m.contains("injected")),
+            "{err}"
+        );
+        log.fail_writes
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+        // Still failed, even though the disk "recovered".
+        assert!(matches!(
+            log.append("s", ExpectedVersion::Any, one("refused")),
+            Err(Error::Failed(_))
+        ));
+        assert!(matches!(log.sync(), Err(Error::Failed(_))));
+        // Readers still see what was acknowledged.
+        assert_eq!(log.read_all(0, 10).unwrap().len(), 1);
+        drop(log);
+        let log = FileLog::open(dir.path(), FileLogConfig::default()).unwrap();
+        let all = log.read_all(0, 10).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(&*all[0].payload, b"kept");
+        log.append("s", ExpectedVersion::Exact(1), one("after"))
+            .unwrap();
+    }
 }
