@@ -41,12 +41,12 @@ pub(crate) struct Script {
 
 /// The manager: creates `Thing`s as the script says.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Things(pub Arc<Script>);
+pub(crate) struct Things(pub(crate) Arc<Script>);
 
 /// An error a test can recognise.
 #[derive(Debug, thiserror::Error)]
 #[error("backend down (attempt {0})")]
-pub(crate) struct Down(pub usize);
+pub(crate) struct Down(pub(crate) usize);
 
 /// Counts drops, so tests can see objects being closed.
 #[derive(Debug)]
