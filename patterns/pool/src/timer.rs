@@ -74,8 +74,12 @@ impl Timer for TokioTimer {
 /// park.
 pub(crate) struct DeadlineTimer<'c> {
     clock: &'c dyn Clock,
-    /// The earliest deadline of a sleep polled since the last reset.
-    next: Mutex<Option<Instant>>,
+    /// The earliest deadline of a sleep polled since the last reset. Only the thread
+    /// running [`block_on`] touches it (the future is polled there); the lock exists
+    /// because the checkout future must be `Send`. It is per-thread bookkeeping, not
+    /// shared state, so it is a `std` mutex: under loom it adds no interleavings to the
+    /// models.
+    next: std::sync::Mutex<Option<Instant>>,
 }
 
 impl fmt::Debug for DeadlineTimer<'_> {
@@ -88,7 +92,7 @@ impl<'c> DeadlineTimer<'c> {
     pub(crate) fn new(clock: &'c dyn Clock) -> Self {
         DeadlineTimer {
             clock,
-            next: Mutex::new(None),
+            next: std::sync::Mutex::new(None),
         }
     }
 
@@ -97,14 +101,12 @@ impl<'c> DeadlineTimer<'c> {
             if self.clock.now() >= deadline {
                 return Poll::Ready(());
             }
-            let mut next = self.next.lock();
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
             *next = Some(next.map_or(deadline, |n| n.min(deadline)));
             Poll::Pending
         })
     }
 }
-
-// Not a `Timer` (which must be 'static): the checkout logic takes `Timers`, below.
 
 /// The timer a checkout runs with.
 #[derive(Clone, Copy)]
@@ -192,11 +194,11 @@ pub(crate) fn block_on<F: Future>(fut: F, timer: &DeadlineTimer<'_>) -> F::Outpu
     let mut cx = Context::from_waker(&waker);
     let mut fut = std::pin::pin!(fut);
     loop {
-        *timer.next.lock() = None;
+        *timer.next.lock().unwrap_or_else(|e| e.into_inner()) = None;
         if let Poll::Ready(v) = fut.as_mut().poll(&mut cx) {
             return v;
         }
-        let next = *timer.next.lock();
+        let next = *timer.next.lock().unwrap_or_else(|e| e.into_inner());
         let mut woken = parker.woken.lock();
         while !*woken {
             match next {
