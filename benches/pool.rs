@@ -110,9 +110,13 @@ fn bench(c: &mut Criterion) {
         });
         g.bench_function("weft", |b| {
             b.iter(|| {
-                rt.block_on(storm(&ours, tasks, |p: weft::pool::Pool<Weft>| async move {
-                    drop(p.get().await.unwrap());
-                }))
+                rt.block_on(storm(
+                    &ours,
+                    tasks,
+                    |p: weft::pool::Pool<Weft>| async move {
+                        drop(p.get().await.unwrap());
+                    },
+                ))
             })
         });
 
@@ -122,9 +126,13 @@ fn bench(c: &mut Criterion) {
             .unwrap();
         g.bench_function("deadpool", |b| {
             b.iter(|| {
-                rt.block_on(storm(&dp, tasks, |p: deadpool::managed::Pool<Deadpool>| async move {
-                    drop(p.get().await.unwrap());
-                }))
+                rt.block_on(storm(
+                    &dp,
+                    tasks,
+                    |p: deadpool::managed::Pool<Deadpool>| async move {
+                        drop(p.get().await.unwrap());
+                    },
+                ))
             })
         });
 

@@ -53,7 +53,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     drop(conns);
     let mut conn = pool.get().await?;
-    println!("after a server-side close: {}", conn.echo("still here").await?);
+    println!(
+        "after a server-side close: {}",
+        conn.echo("still here").await?
+    );
     drop(conn);
 
     let s = pool.status();

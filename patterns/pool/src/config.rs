@@ -279,9 +279,9 @@ macro_rules! config_setters {
         pub fn post_create(
             mut self,
             hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-                + Send
-                + Sync
-                + 'static,
+            + Send
+            + Sync
+            + 'static,
         ) -> Self {
             self.config.post_create.push(std::sync::Arc::new(hook));
             self
@@ -292,9 +292,9 @@ macro_rules! config_setters {
         pub fn pre_recycle(
             mut self,
             hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-                + Send
-                + Sync
-                + 'static,
+            + Send
+            + Sync
+            + 'static,
         ) -> Self {
             self.config.pre_recycle.push(std::sync::Arc::new(hook));
             self
@@ -305,9 +305,9 @@ macro_rules! config_setters {
         pub fn post_recycle(
             mut self,
             hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-                + Send
-                + Sync
-                + 'static,
+            + Send
+            + Sync
+            + 'static,
         ) -> Self {
             self.config.post_recycle.push(std::sync::Arc::new(hook));
             self

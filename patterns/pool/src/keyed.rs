@@ -414,7 +414,13 @@ where
     /// Closes every key's sub-pool; later checkouts fail with [`Error::Closed`].
     pub fn close(&self) {
         *self.inner.closed.lock() = true;
-        let pools: Vec<Pool<M>> = self.inner.pools.lock().drain().map(|(_, e)| e.pool).collect();
+        let pools: Vec<Pool<M>> = self
+            .inner
+            .pools
+            .lock()
+            .drain()
+            .map(|(_, e)| e.pool)
+            .collect();
         for pool in pools {
             pool.close();
         }

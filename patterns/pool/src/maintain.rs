@@ -1,8 +1,8 @@
 //! Maintenance: the reaper and `min_idle` keeper, run on demand or in the background.
 
 use crate::error::{ConfigError, Error};
-use crate::pool::internals::{self, Reservation};
 use crate::pool::Maintenance;
+use crate::pool::internals::{self, Reservation};
 use crate::timer::Timers;
 use crate::{Manager, Pool};
 

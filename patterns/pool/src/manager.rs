@@ -20,7 +20,9 @@ use crate::error::{HookError, RecycleError};
 /// # Examples
 ///
 /// ```
-/// use weft_pool::{Manager, Metrics, RecycleError};
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use weft_pool::{Manager, Metrics, Pool, RecycleError};
 ///
 /// /// A pool of byte buffers that are cleared before reuse.
 /// struct Buffers;
@@ -45,6 +47,14 @@ use crate::error::{HookError, RecycleError};
 ///         Ok(())
 ///     }
 /// }
+///
+/// let pool = Pool::builder(Buffers).max_size(4).build()?;
+/// let mut buf = pool.get().await?;
+/// buf.extend_from_slice(b"request");
+/// drop(buf);
+/// assert!(pool.get().await?.is_empty()); // recycled: cleared
+/// # Ok(())
+/// # }
 /// ```
 pub trait Manager: Send + Sync + 'static {
     /// The pooled object.
@@ -105,11 +115,22 @@ impl Metrics {
     /// How old the object is at `now`.
     ///
     /// ```
-    /// use std::time::{Duration, Instant};
-    /// # use weft_pool::Metrics;
-    /// # fn check(m: &Metrics) {
-    /// let later = m.created + Duration::from_secs(5);
-    /// assert_eq!(m.age(later), Duration::from_secs(5));
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use weft_pool::{Manager, Object, Pool};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Object = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn create(&self) -> Result<u32, std::io::Error> { Ok(0) }
+    /// # }
+    /// use std::time::Duration;
+    ///
+    /// let pool = Pool::builder(Numbers).build()?;
+    /// let obj = pool.get().await?;
+    /// let m = Object::metrics(&obj);
+    /// assert_eq!(m.age(m.created + Duration::from_secs(5)), Duration::from_secs(5));
+    /// # Ok(())
     /// # }
     /// ```
     pub fn age(&self, now: Instant) -> Duration {

@@ -1078,7 +1078,10 @@ impl<M: Manager> Pool<M> {
     /// As [`warm_up`](Pool::warm_up).
     pub fn warm_up_blocking(&self) -> Result<(), Error<M::Error>> {
         let timer = DeadlineTimer::new(&*self.shared.config.clock);
-        block_on(crate::maintain::warm_up(self, Timers::Blocking(&timer)), &timer)
+        block_on(
+            crate::maintain::warm_up(self, Timers::Blocking(&timer)),
+            &timer,
+        )
     }
 }
 
@@ -1156,8 +1159,11 @@ impl<M: Manager> Future for Wait<'_, M> {
                 self.key = None;
                 let now = shared.config.clock.now();
                 let waited = now.saturating_duration_since(self.start);
-                let checkout =
-                    st.on_slot(self.location, self.leak_detection.then_some(now), Some(waited));
+                let checkout = st.on_slot(
+                    self.location,
+                    self.leak_detection.then_some(now),
+                    Some(waited),
+                );
                 Poll::Ready(Ok((grant, checkout)))
             }
         }
@@ -1450,9 +1456,7 @@ pub(crate) mod internals {
             }
         }
         report.closed = closed.len();
-        report.expired_waiters = st
-            .waiters
-            .expire(now, || Grant::Failed(Failure::TimedOut));
+        report.expired_waiters = st.waiters.expire(now, || Grant::Failed(Failure::TimedOut));
         st.stats.gets_timed_out += report.expired_waiters as u64;
         if let (Some(threshold), Some(checkouts)) = (config.leak_threshold, st.checkouts.as_mut()) {
             for (_, c) in checkouts.iter_mut() {

@@ -11,15 +11,16 @@ use std::time::Duration;
 
 use common::{Things, check};
 use tokio::time::Instant;
-use weft_pool::{
-    Builder, Error, HookError, HookKind, Object, Pool, QueueMode, TimeoutKind,
-};
+use weft_pool::{Builder, Error, HookError, HookKind, Object, Pool, QueueMode, TimeoutKind};
 use weft_time::{Backoff, TokioClock};
 
 fn builder(things: Things) -> Builder<Things> {
-    Pool::builder(things)
-        .clock(TokioClock)
-        .create_retries(Backoff::constant(Duration::ZERO).max_retries(0).build().unwrap())
+    Pool::builder(things).clock(TokioClock).create_retries(
+        Backoff::constant(Duration::ZERO)
+            .max_retries(0)
+            .build()
+            .unwrap(),
+    )
 }
 
 /// Polls a future once with a no-op waker.
@@ -113,7 +114,11 @@ async fn wait_timeout_gives_up_and_leaves_nothing_behind() {
 #[tokio::test(start_paused = true)]
 async fn zero_wait_timeout_never_queues() {
     let (things, _) = Things::new();
-    let pool = builder(things).max_size(1).wait_timeout(Duration::ZERO).build().unwrap();
+    let pool = builder(things)
+        .max_size(1)
+        .wait_timeout(Duration::ZERO)
+        .build()
+        .unwrap();
     let _held = pool.get().await.unwrap();
     let err = pool.get().await.unwrap_err();
     assert!(matches!(err, Error::Timeout(TimeoutKind::Wait)));
@@ -126,7 +131,10 @@ async fn try_get_never_waits() {
     let pool = builder(things).max_size(1).build().unwrap();
     let held = pool.try_get().await.unwrap();
     let start = Instant::now();
-    assert!(matches!(pool.try_get().await, Err(Error::Exhausted { max_size: 1 })));
+    assert!(matches!(
+        pool.try_get().await,
+        Err(Error::Exhausted { max_size: 1 })
+    ));
     assert_eq!(start.elapsed(), Duration::ZERO);
     drop(held);
     assert!(pool.try_get().await.is_ok());
@@ -204,7 +212,10 @@ async fn create_timeout_fails_the_checkout() {
         .unwrap();
     let start = Instant::now();
     let err = pool.get().await.unwrap_err();
-    assert!(matches!(err, Error::Timeout(TimeoutKind::Create)), "{err:?}");
+    assert!(
+        matches!(err, Error::Timeout(TimeoutKind::Create)),
+        "{err:?}"
+    );
     assert_eq!(start.elapsed(), Duration::from_secs(1));
     let s = pool.status();
     assert_eq!((s.size, s.creating, s.stats.create_failures), (0, 0, 1));
@@ -225,7 +236,10 @@ async fn recycle_timeout_closes_the_slow_object_and_moves_on() {
     assert_eq!(obj.id, 1, "a new object replaced the slow one");
     assert_eq!(start.elapsed(), Duration::from_millis(50));
     let s = pool.status();
-    assert_eq!((s.stats.recycle_failures, s.stats.closed.recycle_failed), (1, 1));
+    assert_eq!(
+        (s.stats.recycle_failures, s.stats.closed.recycle_failed),
+        (1, 1)
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -256,7 +270,12 @@ async fn exhausted_retries_return_the_backend_error() {
     script.fail_all.store(true, Ordering::SeqCst);
     let pool = Pool::builder(things)
         .clock(TokioClock)
-        .create_retries(Backoff::constant(Duration::from_millis(10)).max_retries(2).build().unwrap())
+        .create_retries(
+            Backoff::constant(Duration::from_millis(10))
+                .max_retries(2)
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let err = pool.get().await.unwrap_err();
@@ -272,7 +291,12 @@ async fn repeated_create_failure_releases_waiters_at_once() {
         .clock(TokioClock)
         .max_size(1)
         .wait_timeout(Duration::from_secs(30))
-        .create_retries(Backoff::constant(Duration::from_secs(1)).max_retries(2).build().unwrap())
+        .create_retries(
+            Backoff::constant(Duration::from_secs(1))
+                .max_retries(2)
+                .build()
+                .unwrap(),
+        )
         .build()
         .unwrap();
     let start = Instant::now();
@@ -292,7 +316,10 @@ async fn repeated_create_failure_releases_waiters_at_once() {
     assert!(matches!(errors[0], Error::Create(_)), "{:?}", errors[0]);
     for e in &errors[1..] {
         match e {
-            Error::Unavailable { failures, last_error } => {
+            Error::Unavailable {
+                failures,
+                last_error,
+            } => {
                 assert_eq!(*failures, 3);
                 assert!(last_error.contains("backend down"), "{last_error}");
             }
@@ -334,7 +361,10 @@ async fn failing_fast_releases_only_the_waiters_no_object_in_use_can_serve() {
     // One object is in use and could come back for the first waiter, so only the second
     // is released at once...
     let (second, released_at) = second.await.unwrap();
-    assert!(matches!(second, Err(Error::Unavailable { failures: 1, .. })), "{second:?}");
+    assert!(
+        matches!(second, Err(Error::Unavailable { failures: 1, .. })),
+        "{second:?}"
+    );
     assert_eq!(released_at - start, Duration::from_millis(100));
     // ...while the first takes the freed slot and tries a creation of its own.
     let (first, _) = first.await.unwrap();
@@ -398,7 +428,11 @@ async fn background_maintenance_stops_when_the_pool_is_dropped() {
     tokio::time::sleep(Duration::from_millis(1)).await;
     drop(pool);
     tokio::time::sleep(Duration::from_secs(5)).await;
-    assert_eq!(script.dropped.load(Ordering::SeqCst), 1, "the pool and its object are gone");
+    assert_eq!(
+        script.dropped.load(Ordering::SeqCst),
+        1,
+        "the pool and its object are gone"
+    );
     assert_eq!(script.creates.load(Ordering::SeqCst), 1);
 }
 
@@ -523,7 +557,11 @@ async fn resize_shrinks_and_grows() {
 async fn retain_closes_rejected_idle_objects() {
     let (things, _) = Things::new();
     let pool = builder(things).max_size(4).build().unwrap();
-    let objs = (pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap());
+    let objs = (
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+        pool.get().await.unwrap(),
+    );
     drop(objs);
     assert_eq!(pool.retain(|t, _| t.id != 1), 1);
     let s = pool.status();
@@ -534,8 +572,16 @@ async fn retain_closes_rejected_idle_objects() {
 async fn fifo_takes_the_longest_idle_and_lifo_the_latest() {
     for (mode, expected) in [(QueueMode::Fifo, 0), (QueueMode::Lifo, 2)] {
         let (things, _) = Things::new();
-        let pool = builder(things).max_size(3).queue_mode(mode).build().unwrap();
-        let objs = [pool.get().await.unwrap(), pool.get().await.unwrap(), pool.get().await.unwrap()];
+        let pool = builder(things)
+            .max_size(3)
+            .queue_mode(mode)
+            .build()
+            .unwrap();
+        let objs = [
+            pool.get().await.unwrap(),
+            pool.get().await.unwrap(),
+            pool.get().await.unwrap(),
+        ];
         for o in objs {
             drop(o); // returned in order 0, 1, 2
         }
@@ -624,7 +670,16 @@ async fn hooks_run_and_can_reject() {
         .build()
         .unwrap();
     let err = rejecting.get().await.unwrap_err();
-    assert!(matches!(err, Error::Hook { kind: HookKind::PostCreate, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Hook {
+                kind: HookKind::PostCreate,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let s = rejecting.status();
     assert_eq!((s.size, s.creating, s.stats.create_failures), (0, 0, 1));
 }
@@ -658,7 +713,9 @@ fn without_a_timer_timeouts_are_reported_not_ignored() {
         .wait_timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     rt.block_on(async {
         let _held = pool.get().await.unwrap();
         assert!(matches!(pool.get().await, Err(Error::NoTimer)));

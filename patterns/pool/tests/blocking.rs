@@ -15,7 +15,10 @@ use weft_time::{Backoff, ManualClock};
 const ROUNDS: usize = 2_000;
 
 fn no_retries() -> weft_time::BackoffPolicy {
-    Backoff::constant(Duration::ZERO).max_retries(0).build().unwrap()
+    Backoff::constant(Duration::ZERO)
+        .max_retries(0)
+        .build()
+        .unwrap()
 }
 
 /// Waits (yielding) until `cond` holds: for a thread to reach a state, never for time.
@@ -100,8 +103,14 @@ fn a_zero_wait_timeout_fails_at_once() {
 fn blocking_creation_retries_then_reports() {
     let (things, script) = Things::new();
     script.fail_next.store(2, Ordering::SeqCst);
-    let policy = Backoff::constant(Duration::ZERO).max_retries(2).build().unwrap();
-    let pool = Pool::builder(things).create_retries(policy).build().unwrap();
+    let policy = Backoff::constant(Duration::ZERO)
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let pool = Pool::builder(things)
+        .create_retries(policy)
+        .build()
+        .unwrap();
     assert_eq!(pool.get_blocking().unwrap().id, 2);
     script.fail_all.store(true, Ordering::SeqCst);
     drop(pool.get_blocking().unwrap()); // the idle one: no creation needed
@@ -136,9 +145,16 @@ fn warm_up_and_maintenance_keep_min_idle() {
     assert_eq!(pool.status().idle, 2, "idle reaping stops at min_idle");
     clock.advance(Duration::from_secs(600));
     let pass = pool.maintain_blocking();
-    assert_eq!((pass.closed, pass.created), (2, 2), "expired ones are replaced");
+    assert_eq!(
+        (pass.closed, pass.created),
+        (2, 2),
+        "expired ones are replaced"
+    );
     let s = pool.status();
-    assert_eq!((s.idle, s.stats.closed.expired, s.stats.closed.idle_timeout), (2, 2, 2));
+    assert_eq!(
+        (s.idle, s.stats.closed.expired, s.stats.closed.idle_timeout),
+        (2, 2, 2)
+    );
 }
 
 #[test]
@@ -159,7 +175,11 @@ fn leak_detection_on_the_manual_clock() {
     assert_eq!(pool.maintain_blocking().leaks, 1, "now the second one");
     drop(fresh);
     clock.advance(Duration::from_secs(31));
-    assert_eq!(pool.maintain_blocking().leaks, 0, "returned checkouts are forgotten");
+    assert_eq!(
+        pool.maintain_blocking().leaks,
+        0,
+        "returned checkouts are forgotten"
+    );
     assert_eq!(pool.status().stats.leaks, 2);
 }
 

@@ -135,7 +135,12 @@ fn run(max_size: usize, mode: QueueMode, delays: (u32, u32), fail_every: usize, 
             .max_size(max_size)
             .queue_mode(mode)
             .wait_timeout(Duration::from_millis(15))
-            .create_retries(Backoff::constant(Duration::from_millis(1)).max_retries(1).build().unwrap())
+            .create_retries(
+                Backoff::constant(Duration::from_millis(1))
+                    .max_retries(1)
+                    .build()
+                    .unwrap(),
+            )
             .build()
             .unwrap();
         let served = Arc::new(AtomicUsize::new(0));
@@ -148,7 +153,9 @@ fn run(max_size: usize, mode: QueueMode, delays: (u32, u32), fail_every: usize, 
                     check(&pool.status());
                     // Creation failures come and go.
                     if fail_every > 0 {
-                        script.fail_all.store(tick % fail_every == 0, Ordering::SeqCst);
+                        script
+                            .fail_all
+                            .store(tick % fail_every == 0, Ordering::SeqCst);
                     }
                     tick += 1;
                     tokio::time::sleep(Duration::from_millis(1)).await;
@@ -175,7 +182,10 @@ fn run(max_size: usize, mode: QueueMode, delays: (u32, u32), fail_every: usize, 
         let dropped = script.dropped.load(Ordering::SeqCst);
         // Detached objects were dropped by their task, so they count as dropped too.
         assert_eq!(created, s.size + dropped, "{s:?}");
-        assert_eq!(st.closed.total() as usize + st.detached as usize, created - s.size);
+        assert_eq!(
+            st.closed.total() as usize + st.detached as usize,
+            created - s.size
+        );
         // The pool still works after the storm.
         assert!(pool.get().await.is_ok());
     });

@@ -57,7 +57,10 @@ async fn connections_are_shared_validated_and_replaced() {
 #[tokio::test]
 async fn a_connection_that_errors_in_use_is_not_reused() {
     let addr = start_echo_server().await.unwrap();
-    let pool = Pool::builder(EchoManager { addr }).max_size(1).build().unwrap();
+    let pool = Pool::builder(EchoManager { addr })
+        .max_size(1)
+        .build()
+        .unwrap();
     let mut conn = pool.get().await.unwrap();
     conn.ask_server_to_close().await.unwrap();
     assert!(conn.echo("lost").await.is_err()); // marks it broken

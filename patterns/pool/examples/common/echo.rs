@@ -22,7 +22,11 @@ pub async fn start_echo_server() -> io::Result<SocketAddr> {
                     if line == "quit" {
                         return;
                     }
-                    if write.write_all(format!("{line}\n").as_bytes()).await.is_err() {
+                    if write
+                        .write_all(format!("{line}\n").as_bytes())
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -57,7 +61,10 @@ impl Conn {
             .await?;
         let mut reply = String::new();
         if self.stream.read_line(&mut reply).await? == 0 {
-            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "server closed"));
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed",
+            ));
         }
         Ok(reply.trim_end().to_owned())
     }

@@ -135,7 +135,10 @@ impl Things {
 /// The invariants every status snapshot must satisfy.
 pub(crate) fn check(s: &weft_pool::Status) {
     assert_eq!(s.idle + s.in_use, s.size, "idle + in_use == size: {s:?}");
-    assert!(s.size + s.creating <= s.max_size, "size + creating <= max: {s:?}");
+    assert!(
+        s.size + s.creating <= s.max_size,
+        "size + creating <= max: {s:?}"
+    );
     assert!(
         s.waiters == 0 || s.idle == 0,
         "a waiter is stranded while an object is idle: {s:?}"
