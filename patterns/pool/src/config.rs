@@ -220,7 +220,7 @@ macro_rules! config_setters {
             self
         }
 
-        /// Which idle object a checkout takes (default [`QueueMode::Fifo`]).
+        /// Which idle object a checkout takes (default [`QueueMode::Fifo`](crate::QueueMode::Fifo)).
         pub fn queue_mode(mut self, mode: crate::QueueMode) -> Self {
             self.config.queue_mode = mode;
             self

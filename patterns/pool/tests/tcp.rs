@@ -3,7 +3,7 @@
 #![cfg(feature = "tokio")]
 
 #[path = "../examples/common/echo.rs"]
-#[allow(dead_code, unreachable_pub)] // the example uses parts the test does not
+#[allow(dead_code)] // the example uses parts the test does not
 mod echo;
 
 use std::time::Duration;

@@ -10,7 +10,7 @@ use weft_pool::{Manager, Metrics, RecycleError};
 
 /// Starts a loopback echo server: each line is sent back; the line `quit` closes the
 /// connection (to play a server that drops idle connections). Returns its address.
-pub async fn start_echo_server() -> io::Result<SocketAddr> {
+pub(crate) async fn start_echo_server() -> io::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
@@ -38,7 +38,7 @@ pub async fn start_echo_server() -> io::Result<SocketAddr> {
 
 /// A pooled connection: a buffered stream, and whether an I/O error was seen on it.
 #[derive(Debug)]
-pub struct Conn {
+pub(crate) struct Conn {
     stream: BufReader<TcpStream>,
     broken: bool,
 }
@@ -46,7 +46,7 @@ pub struct Conn {
 impl Conn {
     /// Sends `line` and reads the echo. An error marks the connection broken, so the
     /// pool closes it when it comes back instead of handing it out again.
-    pub async fn echo(&mut self, line: &str) -> io::Result<String> {
+    pub(crate) async fn echo(&mut self, line: &str) -> io::Result<String> {
         let result = self.round_trip(line).await;
         if result.is_err() {
             self.broken = true;
@@ -70,15 +70,15 @@ impl Conn {
     }
 
     /// Asks the server to close this connection (for demonstrations and tests).
-    pub async fn ask_server_to_close(&mut self) -> io::Result<()> {
+    pub(crate) async fn ask_server_to_close(&mut self) -> io::Result<()> {
         self.stream.get_mut().write_all(b"quit\n").await
     }
 }
 
 /// Connects to the echo server; validates idle connections with a `ping` round trip.
 #[derive(Debug)]
-pub struct EchoManager {
-    pub addr: SocketAddr,
+pub(crate) struct EchoManager {
+    pub(crate) addr: SocketAddr,
 }
 
 impl Manager for EchoManager {
