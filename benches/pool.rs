@@ -15,7 +15,8 @@ mod common;
 use std::convert::Infallible;
 use std::future::Future;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use tokio::runtime::Runtime;
 
 /// Get/drop cycles per task.
@@ -96,60 +97,58 @@ where
     }
 }
 
+/// Benches one implementation of a cell: `tasks` tasks doing [`CYCLES`] `cycle`s each.
+fn cell<P, F, Fut>(
+    g: &mut BenchmarkGroup<'_, WallTime>,
+    rt: &Runtime,
+    name: &str,
+    pool: &P,
+    tasks: usize,
+    cycle: F,
+) where
+    P: Clone + Send + 'static,
+    F: Fn(P) -> Fut + Copy + Send + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    g.bench_function(name, |b| b.iter(|| rt.block_on(storm(pool, tasks, cycle))));
+}
+
 fn bench(c: &mut Criterion) {
     let rt = runtime();
     for (size, tasks) in CELLS {
         let mut g = c.benchmark_group(format!("pool/s{size}_w{tasks}"));
         g.throughput(Throughput::Elements(tasks as u64 * CYCLES));
 
-        let ours = rt.block_on(async {
-            weft::pool::Pool::builder(Weft)
-                .max_size(size)
-                .build()
-                .unwrap()
-        });
-        g.bench_function("weft", |b| {
-            b.iter(|| {
-                rt.block_on(storm(
-                    &ours,
-                    tasks,
-                    |p: weft::pool::Pool<Weft>| async move {
-                        drop(p.get().await.unwrap());
-                    },
-                ))
-            })
+        let ours = rt.block_on(async { weft::pool::Pool::builder(Weft).max_size(size).build() });
+        cell(&mut g, &rt, "weft", &ours.unwrap(), tasks, |p| async move {
+            drop(p.get().await.unwrap());
         });
 
-        let dp = deadpool::managed::Pool::<Deadpool>::builder(Deadpool)
+        let theirs = deadpool::managed::Pool::<Deadpool>::builder(Deadpool)
             .max_size(size)
-            .build()
-            .unwrap();
-        g.bench_function("deadpool", |b| {
-            b.iter(|| {
-                rt.block_on(storm(
-                    &dp,
-                    tasks,
-                    |p: deadpool::managed::Pool<Deadpool>| async move {
-                        drop(p.get().await.unwrap());
-                    },
-                ))
-            })
-        });
+            .build();
+        cell(
+            &mut g,
+            &rt,
+            "deadpool",
+            &theirs.unwrap(),
+            tasks,
+            |p| async move {
+                drop(p.get().await.unwrap());
+            },
+        );
 
-        let bb = rt.block_on(async {
-            bb8::Pool::builder()
-                .max_size(size as u32)
-                .build(Bb8)
-                .await
-                .unwrap()
-        });
-        g.bench_function("bb8", |b| {
-            b.iter(|| {
-                rt.block_on(storm(&bb, tasks, |p: bb8::Pool<Bb8>| async move {
-                    drop(p.get().await.unwrap());
-                }))
-            })
-        });
+        let theirs = rt.block_on(bb8::Pool::builder().max_size(size as u32).build(Bb8));
+        cell(
+            &mut g,
+            &rt,
+            "bb8",
+            &theirs.unwrap(),
+            tasks,
+            |p| async move {
+                drop(p.get().await.unwrap());
+            },
+        );
         g.finish();
     }
 }

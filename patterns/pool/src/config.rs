@@ -276,39 +276,21 @@ macro_rules! config_setters {
 
         /// Runs `hook` on every new object; an `Err` rejects it and the checkout fails
         /// with [`Error::Hook`](crate::Error::Hook).
-        pub fn post_create(
-            mut self,
-            hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-            + Send
-            + Sync
-            + 'static,
-        ) -> Self {
+        pub fn post_create(mut self, hook: impl crate::HookFn<M::Object>) -> Self {
             self.config.post_create.push(std::sync::Arc::new(hook));
             self
         }
 
         /// Runs `hook` before [`Manager::recycle`](crate::Manager::recycle) at checkout;
         /// an `Err` closes the object and the checkout moves on.
-        pub fn pre_recycle(
-            mut self,
-            hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-            + Send
-            + Sync
-            + 'static,
-        ) -> Self {
+        pub fn pre_recycle(mut self, hook: impl crate::HookFn<M::Object>) -> Self {
             self.config.pre_recycle.push(std::sync::Arc::new(hook));
             self
         }
 
         /// Runs `hook` after a successful recycle at checkout; an `Err` closes the object
         /// and the checkout moves on.
-        pub fn post_recycle(
-            mut self,
-            hook: impl Fn(&mut M::Object, &crate::Metrics) -> Result<(), crate::HookError>
-            + Send
-            + Sync
-            + 'static,
-        ) -> Self {
+        pub fn post_recycle(mut self, hook: impl crate::HookFn<M::Object>) -> Self {
             self.config.post_recycle.push(std::sync::Arc::new(hook));
             self
         }

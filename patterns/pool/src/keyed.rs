@@ -29,7 +29,7 @@ use crate::budget::Budget;
 use crate::config::{Config, config_setters};
 use crate::error::{ConfigError, Error};
 use crate::pool::internals;
-use crate::timer::{DeadlineTimer, Timers, block_on};
+use crate::timer::{Timers, run_blocking};
 use crate::{Manager, Object, Pool, Status};
 
 /// Makes the manager of a new key's sub-pool.
@@ -282,11 +282,8 @@ where
         if self.closed() {
             return Err(Error::Closed);
         }
-        let timer = DeadlineTimer::new(&*self.inner.config.clock);
-        block_on(
-            self.checkout(&pool, Timers::Blocking(&timer), location),
-            &timer,
-        )
+        run_blocking!(&*self.inner.config.clock, |timers| self
+            .checkout(&pool, timers, location))
     }
 
     /// A sub-pool checkout that, while it waits for global capacity, closes idle objects
@@ -433,23 +430,18 @@ where
     K: Hash + Eq + Clone + Send + Sync + 'static,
     M: Manager,
 {
-    let handle = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
-    let weak = Arc::downgrade(&pool.inner);
-    handle.spawn(async move {
-        loop {
-            let Some(inner) = weak.upgrade() else {
-                return;
-            };
+    crate::maintain::spawn_loop(
+        &pool.inner,
+        |inner| async move {
             let pool = KeyedPool { inner };
             if pool.closed() {
-                return;
+                return false;
             }
             pool.maintain().await;
-            drop(pool);
-            tokio::time::sleep(interval).await;
-        }
-    });
-    Ok(())
+            true
+        },
+        move |_| tokio::time::sleep(interval),
+    )
 }
 
 #[cfg(not(all(feature = "tokio", not(loom))))]

@@ -83,6 +83,7 @@
 //!   what the pool reports.
 //! - [`Timer`] and [`Sleep`] (and `TokioTimer`, feature `tokio`): what async timeouts
 //!   sleep on.
+//! - [`HookFn`]: what a hook is.
 //! - [`Error`], [`TimeoutKind`], [`ConfigError`], [`HookError`], [`HookKind`].
 //!
 //! # Features
@@ -109,7 +110,7 @@ mod waitlist;
 pub use config::{Builder, QueueMode};
 pub use error::{ConfigError, Error, HookError, HookKind, RecycleError, TimeoutKind};
 pub use keyed::{KeyedBuilder, KeyedPool, KeyedStatus};
-pub use manager::{Manager, Metrics};
+pub use manager::{HookFn, Manager, Metrics};
 pub use pool::{Maintenance, Object, Pool};
 pub use stats::{CloseReason, Closes, Histogram, Stats, Status};
 #[cfg(feature = "tokio")]

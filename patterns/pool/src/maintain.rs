@@ -57,10 +57,9 @@ pub(crate) async fn warm_up<M: Manager>(
     }
 }
 
-/// Spawns background maintenance on the current tokio runtime: a pass now (pre-warming
-/// `min_idle`), then one every `interval` or as soon as an object is closed below
-/// `min_idle`. The task holds the pool only weakly while it sleeps, so it ends once the
-/// pool is dropped, or closed.
+/// Spawns background maintenance of `pool` on the current tokio runtime: a pass now
+/// (pre-warming `min_idle`), then one every `interval` or as soon as an object is closed
+/// below `min_idle`. The task ends once the pool is dropped or closed.
 #[cfg(all(feature = "tokio", not(loom)))]
 pub(crate) fn spawn<M: Manager>(
     pool: &Pool<M>,
@@ -69,19 +68,17 @@ pub(crate) fn spawn<M: Manager>(
     use std::future::Future;
     use std::task::Poll;
 
-    let handle = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
-    let weak = weft_sync::Arc::downgrade(&pool.shared);
-    handle.spawn(async move {
-        loop {
-            let Some(shared) = weak.upgrade() else {
-                return;
-            };
+    spawn_loop(
+        &pool.shared,
+        |shared| async move {
             let pool = Pool { shared };
             if pool.is_closed() {
-                return;
+                return false;
             }
             pool.maintain().await;
-            drop(pool);
+            true
+        },
+        move |weak| async move {
             let mut sleep = std::pin::pin!(tokio::time::sleep(interval));
             std::future::poll_fn(|cx| {
                 if sleep.as_mut().poll(cx).is_ready() {
@@ -92,7 +89,35 @@ pub(crate) fn spawn<M: Manager>(
                     _ => Poll::Ready(()),
                 }
             })
-            .await;
+            .await
+        },
+    )
+}
+
+/// Runs `pass` on `shared`, then `park`, in a loop on the current tokio runtime, until
+/// `shared` is dropped or `pass` returns `false`. The task holds `shared` only weakly
+/// between passes, so it never keeps a pool alive.
+#[cfg(all(feature = "tokio", not(loom)))]
+pub(crate) fn spawn_loop<T, P, PF, S, SF>(
+    shared: &weft_sync::Arc<T>,
+    pass: P,
+    park: S,
+) -> Result<(), ConfigError>
+where
+    T: Send + Sync + 'static,
+    P: Fn(weft_sync::Arc<T>) -> PF + Send + 'static,
+    PF: std::future::Future<Output = bool> + Send,
+    S: Fn(std::sync::Weak<T>) -> SF + Send + 'static,
+    SF: std::future::Future<Output = ()> + Send,
+{
+    let handle = tokio::runtime::Handle::try_current().map_err(|_| ConfigError::NoRuntime)?;
+    let weak = weft_sync::Arc::downgrade(shared);
+    handle.spawn(async move {
+        while let Some(strong) = weak.upgrade() {
+            if !pass(strong).await {
+                return;
+            }
+            park(weak.clone()).await;
         }
     });
     Ok(())

@@ -144,7 +144,24 @@ impl Metrics {
 }
 
 /// A hook: inspects or adjusts an object, and may reject it with a [`HookError`].
+/// Implemented by every `Fn(&mut T, &Metrics) -> Result<(), HookError> + Send + Sync`
+/// closure; see [`Builder::post_create`](crate::Builder::post_create) and the recycle
+/// hooks.
 ///
 /// Hooks run synchronously on the checkout's task, outside the pool's lock.
-pub(crate) type Hook<T> =
-    std::sync::Arc<dyn Fn(&mut T, &Metrics) -> Result<(), HookError> + Send + Sync>;
+///
+/// ```
+/// use weft_pool::{HookError, HookFn, Metrics};
+/// fn accepts(_: impl HookFn<String>) {}
+/// accepts(|s: &mut String, _: &Metrics| if s.is_empty() { Err(HookError::new("empty")) } else { Ok(()) });
+/// ```
+pub trait HookFn<T>: Fn(&mut T, &Metrics) -> Result<(), HookError> + Send + Sync + 'static {}
+
+impl<T, F> HookFn<T> for F where
+    F: Fn(&mut T, &Metrics) -> Result<(), HookError> + Send + Sync + 'static
+{
+}
+
+/// A stored hook. Immutable configuration shared by reference count only, hence a
+/// `std::sync::Arc` (loom's cannot hold unsized values).
+pub(crate) type Hook<T> = std::sync::Arc<dyn HookFn<T>>;

@@ -57,7 +57,7 @@ use crate::config::{Builder, Config, QueueMode};
 use crate::error::{ConfigError, Error, HookKind, Opaque, TimeoutKind};
 use crate::manager::{Manager, Metrics};
 use crate::stats::{CloseReason, Stats, Status};
-use crate::timer::{DeadlineTimer, Timers, block_on, deadline};
+use crate::timer::{Timers, deadline, run_blocking};
 use crate::waitlist::{Key, WaitList};
 
 /// An idle object with its metrics.
@@ -533,11 +533,8 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn get_blocking(&self) -> Result<Object<M>, Error<M::Error>> {
         let location = Location::caller();
-        let timer = DeadlineTimer::new(&*self.shared.config.clock);
-        block_on(
-            self.checkout(Timers::Blocking(&timer), location, true),
-            &timer,
-        )
+        run_blocking!(&*self.shared.config.clock, |timers| self
+            .checkout(timers, location, true))
     }
 
     /// [`try_get`](Pool::try_get) for synchronous code.
@@ -548,11 +545,8 @@ impl<M: Manager> Pool<M> {
     #[track_caller]
     pub fn try_get_blocking(&self) -> Result<Object<M>, Error<M::Error>> {
         let location = Location::caller();
-        let timer = DeadlineTimer::new(&*self.shared.config.clock);
-        block_on(
-            self.checkout(Timers::Blocking(&timer), location, false),
-            &timer,
-        )
+        run_blocking!(&*self.shared.config.clock, |timers| self
+            .checkout(timers, location, false))
     }
 
     /// The checkout state machine, for both APIs.
@@ -1039,8 +1033,9 @@ impl<M: Manager> Pool<M> {
 
     /// [`maintain`](Pool::maintain) for synchronous code.
     pub fn maintain_blocking(&self) -> Maintenance {
-        let timer = DeadlineTimer::new(&*self.shared.config.clock);
-        block_on(crate::maintain::run(self, Timers::Blocking(&timer)), &timer)
+        run_blocking!(&*self.shared.config.clock, |timers| crate::maintain::run(
+            self, timers
+        ))
     }
 
     /// Creates objects until `min_idle` are idle, reporting the first creation error
@@ -1077,11 +1072,9 @@ impl<M: Manager> Pool<M> {
     ///
     /// As [`warm_up`](Pool::warm_up).
     pub fn warm_up_blocking(&self) -> Result<(), Error<M::Error>> {
-        let timer = DeadlineTimer::new(&*self.shared.config.clock);
-        block_on(
-            crate::maintain::warm_up(self, Timers::Blocking(&timer)),
-            &timer,
-        )
+        run_blocking!(&*self.shared.config.clock, |timers| {
+            crate::maintain::warm_up(self, timers)
+        })
     }
 }
 

@@ -182,6 +182,19 @@ impl Wake for Parker {
     }
 }
 
+/// Runs the future `$fut` (an expression using the `Timers` bound to `$timers`) to
+/// completion on this thread with a [`DeadlineTimer`] on `$clock`: the one way the
+/// blocking API drives the async state machines.
+macro_rules! run_blocking {
+    ($clock:expr, |$timers:ident| $fut:expr) => {{
+        let timer = $crate::timer::DeadlineTimer::new($clock);
+        let $timers = $crate::timer::Timers::Blocking(&timer);
+        $crate::timer::block_on($fut, &timer)
+    }};
+}
+
+pub(crate) use run_blocking;
+
 /// Runs `fut` to completion on this thread. Between polls the thread waits on a
 /// condition variable until the future's waker fires or the earliest deadline recorded in
 /// `timer` passes (on the timer's clock).

@@ -23,6 +23,12 @@ fn builder(things: Things) -> Builder<Things> {
     )
 }
 
+/// Checks an object out on a new task; the task's result is the object's id.
+fn spawn_get(pool: &Pool<Things>) -> tokio::task::JoinHandle<Result<usize, Error<common::Down>>> {
+    let pool = pool.clone();
+    tokio::spawn(async move { pool.get().await.map(|o| o.id) })
+}
+
 /// Polls a future once with a no-op waker.
 fn poll_once<F: Future>(f: std::pin::Pin<&mut F>) -> Poll<F::Output> {
     f.poll(&mut Context::from_waker(Waker::noop()))
@@ -148,10 +154,7 @@ async fn a_cancelled_waiter_passes_its_turn_on() {
     // A waiter that gives up (a select with a deadline, as an application would).
     let gave_up = tokio::time::timeout(Duration::from_millis(5), pool.get()).await;
     assert!(gave_up.is_err());
-    let next = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(|o| o.id) }
-    });
+    let next = spawn_get(&pool);
     tokio::task::yield_now().await;
     assert_eq!(pool.status().waiters, 1);
     drop(held);
@@ -300,12 +303,7 @@ async fn repeated_create_failure_releases_waiters_at_once() {
         .build()
         .unwrap();
     let start = Instant::now();
-    let tasks: Vec<_> = (0..4)
-        .map(|_| {
-            let pool = pool.clone();
-            tokio::spawn(async move { pool.get().await.map(|o| o.id) })
-        })
-        .collect();
+    let tasks: Vec<_> = (0..4).map(|_| spawn_get(&pool)).collect();
     let mut errors = Vec::new();
     for t in tasks {
         errors.push(t.await.unwrap().unwrap_err());
@@ -513,10 +511,7 @@ async fn close_wakes_waiters_and_closes_everything() {
     let held = pool.get().await.unwrap();
     drop(pool.get().await.unwrap()); // one idle
     let _other = pool.get().await.unwrap();
-    let waiter = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(|o| o.id) }
-    });
+    let waiter = spawn_get(&pool);
     tokio::task::yield_now().await;
     pool.close();
     assert!(matches!(waiter.await.unwrap(), Err(Error::Closed)));
@@ -541,10 +536,7 @@ async fn resize_shrinks_and_grows() {
     drop(a); // over the new size: closed on return
     let s = pool.status();
     assert_eq!((s.size, s.stats.closed.resized), (1, 2));
-    let waiter = tokio::spawn({
-        let pool = pool.clone();
-        async move { pool.get().await.map(|o| o.id) }
-    });
+    let waiter = spawn_get(&pool);
     tokio::task::yield_now().await;
     assert_eq!(pool.status().waiters, 1);
     pool.resize(2).unwrap(); // growing serves the waiter with a new object
