@@ -312,6 +312,6 @@ impl<M: Manager> Builder<M> {
     ///
     /// A [`ConfigError`] naming the invalid setting.
     pub fn build(self) -> Result<Pool<M>, ConfigError> {
-        Pool::from_config(self.manager, self.config, None)
+        Pool::from_config(self.manager, self.config)
     }
 }

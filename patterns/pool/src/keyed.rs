@@ -40,13 +40,19 @@ struct Entry<M: Manager> {
     last_used: Instant,
 }
 
+/// The keys and whether the keyed pool was closed, under one lock, so that no key is
+/// created after `close`.
+struct Keys<K, M: Manager> {
+    map: HashMap<K, Entry<M>>,
+    closed: bool,
+}
+
 struct Inner<K, M: Manager> {
-    pools: Mutex<HashMap<K, Entry<M>>>,
+    pools: Mutex<Keys<K, M>>,
     factory: Factory<K, M>,
     config: Config<M::Object>,
     budget: Arc<Budget>,
     key_idle_timeout: Option<Duration>,
-    closed: Mutex<bool>,
 }
 
 /// A pool per key with a cap per key and a global cap: connections to many hosts or
@@ -100,7 +106,7 @@ impl<K, M: Manager> fmt::Debug for KeyedPool<K, M> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (used, max, waiting) = self.inner.budget.usage();
         f.debug_struct("KeyedPool")
-            .field("keys", &self.inner.pools.lock().len())
+            .field("keys", &self.inner.pools.lock().map.len())
             .field("total_size", &used)
             .field("max_total", &max)
             .field("waiting_for_capacity", &waiting)
@@ -164,18 +170,17 @@ where
             });
         }
         let interval = self.config.maintenance_interval.take();
-        #[cfg(feature = "tokio")]
-        if self.config.timer.is_none() && tokio::runtime::Handle::try_current().is_ok() {
-            self.config.timer = Some(std::sync::Arc::new(crate::TokioTimer));
-        }
+        crate::pool::resolve_timer(&mut self.config);
         let pool = KeyedPool {
             inner: Arc::new(Inner {
-                pools: Mutex::new(HashMap::new()),
+                pools: Mutex::new(Keys {
+                    map: HashMap::new(),
+                    closed: false,
+                }),
                 factory: self.factory,
                 config: self.config,
                 budget: Arc::new(Budget::new(self.max_total.unwrap_or(usize::MAX))),
                 key_idle_timeout: self.key_idle_timeout,
-                closed: Mutex::new(false),
             }),
         };
         if let Some(interval) = interval {
@@ -214,33 +219,39 @@ where
         }
     }
 
-    /// The sub-pool of `key`, created if needed; marks the key used.
-    fn pool_for(&self, key: &K) -> Result<Pool<M>, ConfigError> {
+    /// The sub-pool of `key`, created if needed, marking the key used; `None` once the
+    /// keyed pool is closed.
+    fn pool_for(&self, key: &K) -> Option<Pool<M>> {
         let now = self.inner.config.clock.now();
-        let mut pools = self.inner.pools.lock();
-        if let Some(entry) = pools.get_mut(key) {
+        let mut keys = self.inner.pools.lock();
+        if keys.closed {
+            return None;
+        }
+        if let Some(entry) = keys.map.get_mut(key) {
             entry.last_used = now;
-            return Ok(entry.pool.clone());
+            return Some(entry.pool.clone());
         }
         let mut config = self.inner.config.clone();
         config.maintenance_interval = None;
-        let pool = Pool::from_config(
+        let pool = Pool::from_validated(
             (self.inner.factory)(key),
             config,
             Some(Arc::clone(&self.inner.budget)),
-        )?;
-        pools.insert(
+        );
+        keys.map.insert(
             key.clone(),
             Entry {
                 pool: pool.clone(),
                 last_used: now,
             },
         );
-        Ok(pool)
+        Some(pool)
     }
 
+    /// Whether [`close`](KeyedPool::close) was called (for the background task).
+    #[cfg(all(feature = "tokio", not(loom)))]
     fn closed(&self) -> bool {
-        *self.inner.closed.lock()
+        self.inner.pools.lock().closed
     }
 
     /// Checks out an object for `key` (see [`Pool::get`]); returned to `key`'s
@@ -257,12 +268,9 @@ where
         let location = Location::caller();
         let pool = self.pool_for(key);
         async move {
-            let Ok(pool) = pool else {
+            let Some(pool) = pool else {
                 return Err(Error::Closed);
             };
-            if self.closed() {
-                return Err(Error::Closed);
-            }
             let timers = Timers::Async(pool.shared.config.timer.as_deref());
             self.checkout(&pool, timers, location).await
         }
@@ -276,12 +284,9 @@ where
     #[track_caller]
     pub fn get_blocking(&self, key: &K) -> Result<Object<M>, Error<M::Error>> {
         let location = Location::caller();
-        let Ok(pool) = self.pool_for(key) else {
+        let Some(pool) = self.pool_for(key) else {
             return Err(Error::Closed);
         };
-        if self.closed() {
-            return Err(Error::Closed);
-        }
         run_blocking!(&*self.inner.config.clock, |timers| self
             .checkout(&pool, timers, location))
     }
@@ -313,6 +318,7 @@ where
             .inner
             .pools
             .lock()
+            .map
             .values()
             .map(|e| e.pool.clone())
             .collect();
@@ -325,8 +331,8 @@ where
 
     /// The status of `key`'s sub-pool, if the key exists.
     pub fn status(&self, key: &K) -> Option<Status> {
-        let pools = self.inner.pools.lock();
-        pools.get(key).map(|e| e.pool.status())
+        let keys = self.inner.pools.lock();
+        keys.map.get(key).map(|e| e.pool.status())
     }
 
     /// Keys, objects over all keys, the cap, and creations waiting for capacity.
@@ -347,7 +353,7 @@ where
     pub fn keyed_status(&self) -> KeyedStatus {
         let (total_size, max_total, waiting_for_capacity) = self.inner.budget.usage();
         KeyedStatus {
-            keys: self.inner.pools.lock().len(),
+            keys: self.inner.pools.lock().map.len(),
             total_size,
             max_total,
             waiting_for_capacity,
@@ -379,8 +385,8 @@ where
     }
 
     fn snapshot(&self) -> Vec<Pool<M>> {
-        let pools = self.inner.pools.lock();
-        pools.values().map(|e| e.pool.clone()).collect()
+        let keys = self.inner.pools.lock();
+        keys.map.values().map(|e| e.pool.clone()).collect()
     }
 
     fn drop_idle_keys(&self) -> usize {
@@ -390,10 +396,10 @@ where
         let now = self.inner.config.clock.now();
         let mut dropped = Vec::new();
         {
-            let mut pools = self.inner.pools.lock();
+            let mut keys = self.inner.pools.lock();
             // A sub-pool handle is cloned only under this lock, and every checkout and
             // object holds one: a count of 1 (the map's) means nobody is using the key.
-            pools.retain(|_, e| {
+            keys.map.retain(|_, e| {
                 let unused = Arc::strong_count(&e.pool.shared) == 1
                     && now.saturating_duration_since(e.last_used) >= timeout;
                 if unused {
@@ -410,14 +416,11 @@ where
 
     /// Closes every key's sub-pool; later checkouts fail with [`Error::Closed`].
     pub fn close(&self) {
-        *self.inner.closed.lock() = true;
-        let pools: Vec<Pool<M>> = self
-            .inner
-            .pools
-            .lock()
-            .drain()
-            .map(|(_, e)| e.pool)
-            .collect();
+        let pools: Vec<Pool<M>> = {
+            let mut keys = self.inner.pools.lock();
+            keys.closed = true;
+            keys.map.drain().map(|(_, e)| e.pool).collect()
+        };
         for pool in pools {
             pool.close();
         }

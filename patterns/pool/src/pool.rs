@@ -36,9 +36,10 @@
 //! these races with three threads.
 //!
 //! **Failing fast.** A creation that still fails after its retries fails its own
-//! checkout, and every queued waiter beyond the number of objects in use (the ones no
-//! returning object will reach) is released at once with `Error::Unavailable`, instead of
-//! each retrying the dead backend or waiting for its timeout.
+//! checkout, and every queued waiter beyond the number of objects in use or being created
+//! (the ones no object that may still come back will reach) is released at once with
+//! `Error::Unavailable`, instead of each retrying the dead backend or waiting for its
+//! timeout.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -243,13 +244,17 @@ impl<T> State<T> {
         }
     }
 
-    /// Releases the waiters no object in use can reach (from the back of the queue).
+    /// Releases the waiters that no object in use or being created can reach (from the
+    /// back of the queue).
     fn fail_tail(&mut self) {
         let Some(last_error) = self.last_error.clone() else {
             return;
         };
         let failures = self.consecutive_failures;
-        let n = self.waiters.len().saturating_sub(self.in_use);
+        let n = self
+            .waiters
+            .len()
+            .saturating_sub(self.in_use + self.creating);
         for _ in 0..n {
             self.waiters.grant_back(Grant::Failed(Failure::Unavailable {
                 failures,
@@ -389,13 +394,29 @@ impl<M: Manager> Pool<M> {
         }
     }
 
+    /// Validates `config`, picks the timer, builds the pool and starts its background
+    /// maintenance if configured.
     pub(crate) fn from_config(
         manager: M,
         mut config: Config<M::Object>,
-        budget: Option<Arc<Budget>>,
     ) -> Result<Self, ConfigError> {
         config.validate()?;
         resolve_timer(&mut config);
+        let interval = config.maintenance_interval;
+        let pool = Self::from_validated(manager, config, None);
+        if let Some(interval) = interval {
+            crate::maintain::spawn(&pool, interval)?;
+        }
+        Ok(pool)
+    }
+
+    /// Builds a pool from settings already validated (a keyed pool's sub-pools, which
+    /// share the keyed pool's budget and maintenance).
+    pub(crate) fn from_validated(
+        manager: M,
+        config: Config<M::Object>,
+        budget: Option<Arc<Budget>>,
+    ) -> Self {
         let checkouts = config.leak_threshold.map(|_| Slab::new());
         let state = State {
             idle: VecDeque::with_capacity(config.max_size),
@@ -418,18 +439,13 @@ impl<M: Manager> Pool<M> {
             maintainer: None,
             budget,
         };
-        let interval = config.maintenance_interval;
-        let pool = Pool {
+        Pool {
             shared: Arc::new(Shared {
                 manager,
                 config,
                 state: Mutex::new(state),
             }),
-        };
-        if let Some(interval) = interval {
-            crate::maintain::spawn(&pool, interval)?;
         }
-        Ok(pool)
     }
 
     /// The manager.
@@ -1080,7 +1096,7 @@ impl<M: Manager> Pool<M> {
 
 /// With the `tokio` feature, a pool built inside a tokio runtime without a timer gets
 /// tokio's.
-fn resolve_timer<T>(config: &mut Config<T>) {
+pub(crate) fn resolve_timer<T>(config: &mut Config<T>) {
     #[cfg(feature = "tokio")]
     if config.timer.is_none() && tokio::runtime::Handle::try_current().is_ok() {
         config.timer = Some(std::sync::Arc::new(crate::TokioTimer));
