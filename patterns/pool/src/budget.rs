@@ -128,3 +128,48 @@ impl Drop for Take<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+
+    fn poll(f: std::pin::Pin<&mut Take<'_>>) -> Poll<()> {
+        f.poll(&mut Context::from_waker(Waker::noop()))
+    }
+
+    #[test]
+    fn units_are_handed_over_in_fifo_order_without_barging() {
+        let budget = Budget::new(1);
+        assert!(budget.try_take());
+        let mut first = pin!(budget.take());
+        let mut second = pin!(budget.take());
+        assert!(poll(first.as_mut()).is_pending());
+        assert!(poll(second.as_mut()).is_pending());
+        budget.give(); // to `first`, not to a newcomer
+        assert!(!budget.try_take());
+        assert!(poll(second.as_mut()).is_pending());
+        assert!(poll(first.as_mut()).is_ready());
+        assert_eq!(budget.usage(), (1, 1, 1));
+    }
+
+    #[test]
+    fn a_cancelled_waiter_passes_its_unit_on() {
+        let budget = Budget::new(1);
+        assert!(budget.try_take());
+        let mut second = Box::pin(budget.take());
+        {
+            let mut first = Box::pin(budget.take());
+            assert!(poll(first.as_mut()).is_pending());
+            assert!(poll(second.as_mut()).is_pending());
+            budget.give(); // granted to `first`, which is dropped unpolled
+        }
+        assert!(poll(second.as_mut()).is_ready());
+        assert_eq!(budget.usage(), (1, 1, 0));
+        budget.give();
+        assert_eq!(budget.usage(), (0, 1, 0));
+    }
+}

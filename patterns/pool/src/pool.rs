@@ -486,10 +486,17 @@ impl<M: Manager> Pool<M> {
     /// #     type Error = std::io::Error;
     /// #     async fn create(&self) -> Result<u32, std::io::Error> { Ok(0) }
     /// # }
+    /// # // tokio's timer, also without this crate's `tokio` feature (as TokioTimer does).
+    /// # #[derive(Debug)]
+    /// # struct Tokio;
+    /// # impl weft_pool::Timer for Tokio {
+    /// #     fn sleep(&self, d: Duration) -> weft_pool::Sleep<'_> { Box::pin(tokio::time::sleep(d)) }
+    /// # }
     ///
     /// let pool = Pool::builder(Numbers)
     ///     .max_size(1)
     ///     .wait_timeout(Duration::from_millis(100))
+    /// #   .timer(Tokio)
     ///     .build()?;
     /// let held = pool.get().await?;
     /// let err = pool.get().await.unwrap_err(); // waits 100 ms, then gives up

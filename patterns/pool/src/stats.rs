@@ -228,3 +228,40 @@ pub struct Status {
     /// Counters and the wait-time histogram.
     pub stats: Stats,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_round_up_to_bucket_bounds() {
+        let mut h = Histogram::default();
+        assert_eq!(h.percentile(0.5), None);
+        for micros in [0, 1, 2, 3, 4, 1000] {
+            h.record(Duration::from_micros(micros));
+        }
+        assert_eq!(h.count(), 6);
+        assert_eq!(h.percentile(0.0), Some(Duration::from_micros(1)));
+        assert_eq!(h.percentile(0.5), Some(Duration::from_micros(4))); // 2 and 3 share [2, 4)
+        assert_eq!(h.percentile(5.0 / 6.0), Some(Duration::from_micros(8)));
+        assert_eq!(h.percentile(1.0), Some(Duration::from_micros(1024)));
+        assert_eq!(h.percentile(f64::NAN), Some(Duration::from_micros(1024)));
+    }
+
+    #[test]
+    fn huge_durations_land_in_the_open_last_bucket() {
+        let mut h = Histogram::default();
+        h.record(Duration::MAX);
+        assert_eq!(h.percentile(1.0), Some(Duration::MAX));
+        assert_eq!(h.buckets().last(), Some((Duration::MAX, 1)));
+    }
+
+    #[test]
+    fn closes_are_counted_by_reason() {
+        let mut c = Closes::default();
+        c.count(CloseReason::Broken);
+        c.count(CloseReason::Evicted);
+        c.count(CloseReason::Broken);
+        assert_eq!((c.broken, c.evicted, c.total()), (2, 1, 3));
+    }
+}

@@ -275,4 +275,20 @@ mod tests {
         assert_eq!(list.poll_grant(a, None), None);
         assert_eq!(list.poll_grant(b, None), Some(5));
     }
+
+    #[test]
+    fn expiry_grants_only_overdue_waiters() {
+        let now = Instant::now();
+        let later = now + std::time::Duration::from_secs(1);
+        let mut list = WaitList::new();
+        let soon = list.push(Some(now), false);
+        let never = list.push(None, false);
+        let late = list.push(Some(later), false);
+        assert_eq!(list.expire(now, || 1), 1);
+        assert_eq!(list.poll_grant(soon, None), Some(1));
+        assert_eq!(list.len(), 2);
+        assert_eq!(list.expire(later, || 2), 1);
+        assert_eq!(list.poll_grant(late, None), Some(2));
+        assert_eq!(list.poll_grant(never, None), None);
+    }
 }
