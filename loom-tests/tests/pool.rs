@@ -1,4 +1,5 @@
-//! Loom models of `weft-pool`: checkouts, returns and cancellations from three threads
+//! Loom models of `weft-pool`: checkouts, returns and cancellations (mid-wait and
+//! mid-creation) from two or three threads
 //! never exceed `max_size`, never deadlock (no waiter sleeps through the return that
 //! should wake it), and never lose an object.
 #![cfg(loom)]
@@ -28,25 +29,45 @@ impl Drop for Obj {
     }
 }
 
-/// Creates objects at once (no await point inside).
-struct Objs(std::sync::Arc<Books>);
+/// Creates objects, at once or (with `yields`) after one `Pending`, so that a checkout
+/// can be cancelled in the middle of a creation.
+struct Objs {
+    books: std::sync::Arc<Books>,
+    yields: bool,
+}
 
 impl Manager for Objs {
     type Object = Obj;
     type Error = std::io::Error;
 
     async fn create(&self) -> Result<Obj, std::io::Error> {
-        self.0.created.fetch_add(1, Ordering::SeqCst);
-        Ok(Obj(std::sync::Arc::clone(&self.0)))
+        if self.yields {
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if std::mem::replace(&mut yielded, true) {
+                    return std::task::Poll::Ready(());
+                }
+                cx.waker().wake_by_ref();
+                std::task::Poll::Pending
+            })
+            .await;
+        }
+        self.books.created.fetch_add(1, Ordering::SeqCst);
+        Ok(Obj(std::sync::Arc::clone(&self.books)))
     }
 }
 
 fn pool(max_size: usize) -> (Pool<Objs>, std::sync::Arc<Books>) {
+    build(max_size, false)
+}
+
+fn build(max_size: usize, yields: bool) -> (Pool<Objs>, std::sync::Arc<Books>) {
     let books = std::sync::Arc::new(Books::default());
-    let pool = Pool::builder(Objs(std::sync::Arc::clone(&books)))
-        .max_size(max_size)
-        .build()
-        .unwrap();
+    let objs = Objs {
+        books: std::sync::Arc::clone(&books),
+        yields,
+    };
+    let pool = Pool::builder(objs).max_size(max_size).build().unwrap();
     (pool, books)
 }
 
@@ -89,6 +110,29 @@ fn checkout_return_cancel() {
         canceller.join().unwrap();
         other.join().unwrap();
         drop(pool.get_blocking().unwrap());
+        settled(&pool.status(), &books);
+    });
+}
+
+/// A checkout polled once, so that it may hold the only slot in the middle of creating
+/// an object, is cancelled while another thread checks out blocking. Whatever the
+/// interleaving, the cancelled creation gives its slot back and the other checkout is
+/// served (no deadlock), and nothing is lost.
+#[test]
+fn cancel_mid_creation_frees_the_slot() {
+    loom::model(|| {
+        let (pool, books) = build(1, true);
+        let canceller = {
+            let pool = pool.clone();
+            thread::spawn(move || {
+                let mut cancelled = Box::pin(pool.get());
+                let _ = cancelled
+                    .as_mut()
+                    .poll(&mut Context::from_waker(Waker::noop()));
+            })
+        };
+        drop(pool.get_blocking().unwrap());
+        canceller.join().unwrap();
         settled(&pool.status(), &books);
     });
 }
