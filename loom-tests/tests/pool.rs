@@ -1,7 +1,6 @@
 //! Loom models of `weft-pool`: checkouts, returns and cancellations (mid-wait and
-//! mid-creation) from two or three threads
-//! never exceed `max_size`, never deadlock (no waiter sleeps through the return that
-//! should wake it), and never lose an object.
+//! mid-creation) from two or three threads never exceed `max_size`, never deadlock (no
+//! waiter sleeps through the return that should wake it), and never lose an object.
 #![cfg(loom)]
 
 use std::future::Future;
