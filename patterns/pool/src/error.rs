@@ -222,6 +222,45 @@ impl<E> From<E> for RecycleError<E> {
     }
 }
 
+/// Why [`Pool::add`](crate::Pool::add) refused an object; the object is handed back.
+///
+/// `Debug` does not print the object (it may hold credentials).
+///
+/// ```
+/// use weft_pool::AddError;
+/// let e = AddError::Full(String::from("secret"));
+/// assert_eq!(format!("{e:?}"), "Full(..)");
+/// assert_eq!(e.into_inner(), "secret");
+/// ```
+#[derive(PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AddError<T> {
+    /// The pool already holds (or is creating) `max_size` objects.
+    #[error("the pool is full: it already holds max_size objects; close one or raise max_size")]
+    Full(T),
+    /// The pool is closed.
+    #[error("the pool is closed; it accepts no objects")]
+    Closed(T),
+}
+
+impl<T> AddError<T> {
+    /// The object that was refused.
+    pub fn into_inner(self) -> T {
+        match self {
+            AddError::Full(t) | AddError::Closed(t) => t,
+        }
+    }
+}
+
+impl<T> fmt::Debug for AddError<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            AddError::Full(_) => "Full(..)",
+            AddError::Closed(_) => "Closed(..)",
+        })
+    }
+}
+
 /// `Debug` for values that must not print their payload (objects may hold credentials).
 pub(crate) struct Opaque(pub(crate) &'static str);
 

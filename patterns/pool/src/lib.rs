@@ -75,7 +75,8 @@
 //! - [`Pool`], configured by [`Builder`] ([`QueueMode`]): [`get`](Pool::get),
 //!   [`try_get`](Pool::try_get), [`get_blocking`](Pool::get_blocking),
 //!   [`status`](Pool::status), [`resize`](Pool::resize), [`retain`](Pool::retain),
-//!   [`close`](Pool::close), [`maintain`](Pool::maintain), [`warm_up`](Pool::warm_up).
+//!   [`close`](Pool::close), [`maintain`](Pool::maintain), [`warm_up`](Pool::warm_up),
+//!   [`add`](Pool::add) for objects made elsewhere.
 //! - [`Object`]: the checkout guard; [`Object::take`] detaches.
 //! - [`KeyedPool`], configured by [`KeyedBuilder`]: a pool per key with per-key and
 //!   global caps; [`KeyedStatus`].
@@ -84,7 +85,8 @@
 //! - [`Timer`] and [`Sleep`] (and `TokioTimer`, feature `tokio`): what async timeouts
 //!   sleep on.
 //! - [`HookFn`]: what a hook is.
-//! - [`Error`], [`TimeoutKind`], [`ConfigError`], [`HookError`], [`HookKind`].
+//! - [`Error`], [`TimeoutKind`], [`ConfigError`], [`HookError`], [`HookKind`],
+//!   [`AddError`].
 //!
 //! # Features
 //!
@@ -108,7 +110,7 @@ mod timer;
 mod waitlist;
 
 pub use config::{Builder, QueueMode};
-pub use error::{ConfigError, Error, HookError, HookKind, RecycleError, TimeoutKind};
+pub use error::{AddError, ConfigError, Error, HookError, HookKind, RecycleError, TimeoutKind};
 pub use keyed::{KeyedBuilder, KeyedPool, KeyedStatus};
 pub use manager::{HookFn, Manager, Metrics};
 pub use pool::{Maintenance, Object, Pool};

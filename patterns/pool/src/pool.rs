@@ -55,7 +55,7 @@ use weft_sync::{Arc, Mutex, MutexGuard};
 
 use crate::budget::Budget;
 use crate::config::{Builder, Config, QueueMode};
-use crate::error::{ConfigError, Error, HookKind, Opaque, TimeoutKind};
+use crate::error::{AddError, ConfigError, Error, HookKind, Opaque, TimeoutKind};
 use crate::manager::{Manager, Metrics};
 use crate::stats::{CloseReason, Stats, Status};
 use crate::timer::{Timers, deadline, run_blocking};
@@ -933,6 +933,55 @@ impl<M: Manager> Pool<M> {
             st.dispatch();
         }
         drop(closed);
+        Ok(())
+    }
+
+    /// Adds an object made outside the pool (an "unmanaged" object: the manager's
+    /// `create` is not called). It counts towards `max_size` like any other, goes to the
+    /// first waiter or the idle list, and is recycled and returned like any other.
+    ///
+    /// # Errors
+    ///
+    /// [`AddError::Full`] when the pool holds (or is creating) `max_size` objects,
+    /// [`AddError::Closed`] when it is closed; the object is handed back.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// # use weft_pool::{AddError, Manager, Pool};
+    /// # struct Numbers;
+    /// # impl Manager for Numbers {
+    /// #     type Object = u32;
+    /// #     type Error = std::io::Error;
+    /// #     async fn create(&self) -> Result<u32, std::io::Error> { Ok(0) }
+    /// # }
+    /// let pool = Pool::builder(Numbers).max_size(1).build()?;
+    /// pool.add(42).unwrap();
+    /// assert!(matches!(pool.add(43), Err(AddError::Full(43))));
+    /// assert_eq!(*pool.get().await?, 42);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn add(&self, obj: M::Object) -> Result<(), AddError<M::Object>> {
+        let now = self.shared.config.clock.now();
+        let mut st = self.shared.lock();
+        if st.closed {
+            return Err(AddError::Closed(obj));
+        }
+        if st.size + st.creating >= st.max_size {
+            return Err(AddError::Full(obj));
+        }
+        if let Some(b) = &st.budget {
+            if !b.try_take() {
+                return Err(AddError::Full(obj));
+            }
+        }
+        st.size += 1;
+        st.idle.push_back(Idle {
+            obj,
+            metrics: Metrics::new(now),
+        });
+        st.dispatch();
         Ok(())
     }
 

@@ -713,3 +713,36 @@ fn without_a_timer_timeouts_are_reported_not_ignored() {
         assert!(matches!(pool.get().await, Err(Error::NoTimer)));
     });
 }
+
+#[tokio::test(start_paused = true)]
+async fn objects_made_elsewhere_can_be_added() {
+    let (things, script) = Things::new();
+    let pool = builder(things.clone()).max_size(2).build().unwrap();
+    let waiter = {
+        let pool = pool.clone();
+        let _a = pool.get().await.unwrap();
+        let _b = pool.get().await.unwrap();
+        let w = spawn_get(&pool);
+        tokio::task::yield_now().await;
+        w
+    }; // both returned: the waiter took one
+    assert!(waiter.await.unwrap().is_ok());
+    pool.resize(3).unwrap();
+    let made = weft_pool::Manager::create(&things).await.unwrap();
+    let id = made.id;
+    pool.add(made).unwrap();
+    let extra = weft_pool::Manager::create(&things).await.unwrap();
+    let refused = pool.add(extra).unwrap_err();
+    assert!(matches!(refused, weft_pool::AddError::Full(_)));
+    assert_eq!(refused.into_inner().id, id + 1, "the object is handed back");
+    let s = pool.status();
+    check(&s);
+    assert_eq!((s.size, s.idle), (3, 3));
+    pool.close();
+    let extra = weft_pool::Manager::create(&things).await.unwrap();
+    assert!(matches!(
+        pool.add(extra),
+        Err(weft_pool::AddError::Closed(_))
+    ));
+    assert_eq!(script.creates.load(Ordering::SeqCst), 5);
+}
