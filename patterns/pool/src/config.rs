@@ -3,7 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
-use weft_time::{Backoff, BackoffPolicy, Clock, Jitter, SystemClock};
+use weft_time::{Backoff, BackoffPolicy, Clock, FastClock, Jitter};
 
 use crate::error::ConfigError;
 use crate::manager::Hook;
@@ -76,7 +76,7 @@ impl<T> Config<T> {
             leak_threshold: None,
             create_retries: default_retries(),
             maintenance_interval: None,
-            clock: std::sync::Arc::new(SystemClock),
+            clock: std::sync::Arc::new(FastClock::new()),
             timer: None,
             post_create: Vec::new(),
             pre_recycle: Vec::new(),
@@ -126,7 +126,8 @@ fn default_retries() -> Option<BackoffPolicy> {
 /// Defaults: `max_size` four times the number of cores, `min_idle` 0, no lifetime, idle,
 /// wait, create or recycle limits, [`QueueMode::Fifo`], test on checkout, no leak
 /// detection, create retries exponential from 50 ms to 1 s with full jitter (3 retries),
-/// the [`SystemClock`], and, with the `tokio` feature inside a tokio runtime, the
+/// the [`FastClock`] (the CPU's timestamp counter: a checkout and its return read the
+/// clock a few times), and, with the `tokio` feature inside a tokio runtime, the
 /// [`TokioTimer`](crate::TokioTimer).
 ///
 /// ```
@@ -249,7 +250,8 @@ macro_rules! config_setters {
         }
 
         /// The clock that lifetimes, idle times, deadlines and leak ages are read from
-        /// (default [`SystemClock`](weft_time::SystemClock)); a
+        /// (default [`FastClock`](weft_time::FastClock), real time read from the CPU's
+        /// counter); a
         /// [`ManualClock`](weft_time::ManualClock) in tests, `TokioClock` under
         /// `tokio::time::pause`.
         pub fn clock(mut self, clock: impl weft_time::Clock) -> Self {

@@ -76,7 +76,8 @@ pub enum Error<E> {
     /// retries ([`Builder::create_retries`](crate::Builder::create_retries)).
     #[error("creating a pooled object failed after retries: {0}; check the backend")]
     Create(#[source] E),
-    /// Another checkout's creation attempts failed and no object in use can be expected
+    /// Another checkout's creation attempts failed and no object in use (or being
+    /// created) can be expected
     /// back for this waiter, so it is told at once instead of waiting for its timeout.
     #[error(
         "the pool cannot create objects: {failures} consecutive creation failures, the last: \

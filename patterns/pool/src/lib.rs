@@ -18,7 +18,7 @@
 //! - **`min_idle` kept**, pre-warmed with [`Pool::warm_up`] and by maintenance, never
 //!   reaped by the idle timeout.
 //! - **Fails fast.** A creation that fails after its retries releases the queued
-//!   checkouts that no object in use can serve, with [`Error::Unavailable`], instead of
+//!   checkouts that no object in use (or being created) can serve, with [`Error::Unavailable`], instead of
 //!   leaving them to time out.
 //! - **Runtime-agnostic core**: its own fair queue of wakers; tokio (feature `tokio`) only
 //!   for timers and background maintenance. The blocking API runs the same state machine
