@@ -77,8 +77,8 @@ pub enum Error<E> {
     #[error("creating a pooled object failed after retries: {0}; check the backend")]
     Create(#[source] E),
     /// Another checkout's creation attempts failed and no object in use (or being
-    /// created) can be expected
-    /// back for this waiter, so it is told at once instead of waiting for its timeout.
+    /// created) can be expected back for this waiter, so it is told at once instead of
+    /// waiting for its timeout.
     #[error(
         "the pool cannot create objects: {failures} consecutive creation failures, the last: \
          {last_error}; check the backend, then retry"
