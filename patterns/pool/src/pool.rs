@@ -674,8 +674,11 @@ impl<M: Manager> Pool<M> {
                     let rejected = pending.obj.take();
                     let mut st = shared.lock();
                     st.in_use -= 1;
-                    if reason == CloseReason::RecycleFailed {
-                        st.stats.recycle_failures += 1;
+                    match reason {
+                        CloseReason::RecycleFailed => st.stats.recycle_failures += 1,
+                        // Counted as a recycle when popped, but rejected before one ran.
+                        CloseReason::Expired if st.test_on_checkout => st.stats.recycled -= 1,
+                        _ => {}
                     }
                     st.close(reason);
                     match refill(&mut st) {

@@ -187,7 +187,8 @@ pub struct Stats {
     pub created: u64,
     /// Creation attempts that failed or timed out (each retry counts).
     pub create_failures: u64,
-    /// Objects recycled at checkout and accepted.
+    /// Recycle checks run at checkout, accepted or not (the rejected ones are also in
+    /// `recycle_failures`).
     pub recycled: u64,
     /// Objects rejected at checkout (by recycle, a recycle hook, or a recycle timeout).
     pub recycle_failures: u64,

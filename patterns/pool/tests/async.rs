@@ -479,6 +479,7 @@ async fn max_lifetime_closes_objects_on_return_at_checkout_and_in_maintenance() 
     assert_eq!(fresh.id, 3);
     let s = pool.status();
     assert_eq!((s.stats.closed.expired, s.size), (3, 1));
+    assert_eq!(s.stats.recycled, 0, "expired objects are not recycled");
     drop(fresh);
     tokio::time::advance(Duration::from_secs(60)).await;
     assert_eq!(pool.maintain().await.closed, 1); // in maintenance
