@@ -70,6 +70,18 @@ fn build(max_size: usize, yields: bool) -> (Pool<Objs>, std::sync::Arc<Books>) {
     (pool, books)
 }
 
+/// Spawns a thread that polls an async checkout once (it may be served, queue, or start
+/// a creation) and then drops it: a cancellation at whatever point it reached.
+fn spawn_canceller(pool: &Pool<Objs>) -> thread::JoinHandle<()> {
+    let pool = pool.clone();
+    thread::spawn(move || {
+        let mut cancelled = Box::pin(pool.get());
+        let _ = cancelled
+            .as_mut()
+            .poll(&mut Context::from_waker(Waker::noop()));
+    })
+}
+
 /// The end state: nothing in use or waiting, sizes consistent, every object created is
 /// in the pool or was dropped.
 fn settled(s: &Status, books: &Books) {
@@ -92,15 +104,7 @@ fn checkout_return_cancel() {
     loom::model(|| {
         let (pool, books) = pool(1);
         let held = pool.get_blocking().unwrap();
-        let canceller = {
-            let pool = pool.clone();
-            thread::spawn(move || {
-                let mut cancelled = Box::pin(pool.get());
-                let _ = cancelled
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()));
-            })
-        };
+        let canceller = spawn_canceller(&pool);
         let other = {
             let pool = pool.clone();
             thread::spawn(move || drop(pool.get_blocking().unwrap()))
@@ -121,15 +125,7 @@ fn checkout_return_cancel() {
 fn cancel_mid_creation_frees_the_slot() {
     loom::model(|| {
         let (pool, books) = build(1, true);
-        let canceller = {
-            let pool = pool.clone();
-            thread::spawn(move || {
-                let mut cancelled = Box::pin(pool.get());
-                let _ = cancelled
-                    .as_mut()
-                    .poll(&mut Context::from_waker(Waker::noop()));
-            })
-        };
+        let canceller = spawn_canceller(&pool);
         drop(pool.get_blocking().unwrap());
         canceller.join().unwrap();
         settled(&pool.status(), &books);
