@@ -747,3 +747,41 @@ async fn objects_made_elsewhere_can_be_added() {
     ));
     assert_eq!(script.creates.load(Ordering::SeqCst), 5);
 }
+
+/// bb8 #167: when every returned object is broken, waiters must still be served (by new
+/// objects), not time out.
+#[tokio::test(start_paused = true)]
+async fn waiters_are_served_when_every_object_breaks() {
+    let (things, script) = Things::new();
+    let pool = builder(things)
+        .max_size(5)
+        .wait_timeout(Duration::from_secs(10))
+        .build()
+        .unwrap();
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                let mut obj = pool.get().await?;
+                tokio::task::yield_now().await;
+                obj.broken = true;
+                Ok::<_, Error<common::Down>>(())
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    assert_eq!(
+        start.elapsed(),
+        Duration::ZERO,
+        "nobody waited for a timeout"
+    );
+    let s = pool.status();
+    assert_eq!(
+        (s.size, s.stats.closed.broken, s.stats.created),
+        (0, 10, 10)
+    );
+    assert_eq!(script.creates.load(Ordering::SeqCst), 10);
+}
