@@ -128,7 +128,7 @@ fn default_retries() -> Option<BackoffPolicy> {
 /// detection, create retries exponential from 50 ms to 1 s with full jitter (3 retries),
 /// the [`FastClock`] (the CPU's timestamp counter: a checkout and its return read the
 /// clock a few times), and, with the `tokio` feature inside a tokio runtime, the
-/// [`TokioTimer`](crate::TokioTimer).
+/// `TokioTimer`.
 ///
 /// ```
 /// use std::time::Duration;
@@ -260,7 +260,7 @@ macro_rules! config_setters {
         }
 
         /// The timer async checkouts sleep on for timeouts and retry delays (default: the
-        /// [`TokioTimer`](crate::TokioTimer) when built inside a tokio runtime with the
+        /// `TokioTimer` when built inside a tokio runtime with the
         /// `tokio` feature, else none).
         pub fn timer(mut self, timer: impl crate::Timer) -> Self {
             self.config.timer = Some(std::sync::Arc::new(timer));

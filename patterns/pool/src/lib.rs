@@ -90,7 +90,7 @@
 //!
 //! # Features
 //!
-//! - `tokio`: [`TokioTimer`](crate::Timer) as the default timer of pools built inside a
+//! - `tokio`: `TokioTimer` as the default timer of pools built inside a
 //!   tokio runtime, background maintenance ([`Builder::maintenance_interval`]), and
 //!   `weft_time::TokioClock` for tests under `tokio::time::pause`.
 

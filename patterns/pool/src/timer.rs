@@ -23,7 +23,7 @@ pub type Sleep<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// What the async API sleeps on for timeouts and retry delays: one method, so any
 /// runtime's timer plugs in.
 ///
-/// A pool built inside a tokio runtime with the `tokio` feature uses [`TokioTimer`]
+/// A pool built inside a tokio runtime with the `tokio` feature uses `TokioTimer`
 /// unless told otherwise ([`Builder::timer`](crate::Builder::timer)). The blocking API
 /// needs no timer.
 ///
