@@ -233,3 +233,57 @@ fn threads_never_exceed_max_size_and_lose_nothing() {
     assert_eq!(created, s.size + dropped);
     assert_eq!(s.stats.closed.total() as usize, dropped);
 }
+
+/// Collects the `location` field of every event, to check what leak reports say.
+#[derive(Default)]
+struct Locations(std::sync::Mutex<Vec<String>>);
+
+impl tracing::field::Visit for &Locations {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        if field.name() == "location" {
+            self.0.lock().unwrap().push(format!("{value:?}"));
+        }
+    }
+}
+
+impl tracing::Subscriber for Locations {
+    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
+        true
+    }
+    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
+    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut visitor = self;
+        event.record(&mut visitor);
+    }
+    fn enter(&self, _: &tracing::span::Id) {}
+    fn exit(&self, _: &tracing::span::Id) {}
+}
+
+#[test]
+fn a_leak_report_names_the_line_that_took_the_object() {
+    let (things, _) = Things::new();
+    let clock = ManualClock::new();
+    let pool = Pool::builder(things)
+        .clock(clock.clone())
+        .leak_threshold(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let line = line!() + 1;
+    let held = pool.get_blocking().unwrap();
+    clock.advance(Duration::from_secs(1));
+    let seen = Arc::new(Locations::default());
+    tracing::subscriber::with_default(Arc::clone(&seen), || {
+        assert_eq!(pool.maintain_blocking().leaks, 1);
+    });
+    let seen = seen.0.lock().unwrap();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert!(
+        seen[0].contains(&format!("tests/blocking.rs:{line}:")),
+        "the report points at the checkout: {seen:?}"
+    );
+    drop(held);
+}
