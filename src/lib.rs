@@ -11,6 +11,7 @@
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
+//! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
@@ -38,6 +39,10 @@ pub use weft_lockfree as lockfree;
 #[cfg(feature = "mapreduce")]
 #[doc(inline)]
 pub use weft_mapreduce as mapreduce;
+
+#[cfg(feature = "pool")]
+#[doc(inline)]
+pub use weft_pool as pool;
 
 #[cfg(feature = "ratelimit")]
 #[doc(inline)]
@@ -72,6 +77,9 @@ pub mod book {
     #[cfg(all(feature = "circuitbreaker", feature = "time"))]
     #[doc = include_str!("../docs/src/circuitbreaker.md")]
     pub struct Circuitbreaker;
+    #[cfg(all(feature = "pool", feature = "time", feature = "tokio"))]
+    #[doc = include_str!("../docs/src/pool.md")]
+    pub struct Pool;
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;
