@@ -12,6 +12,7 @@
 //! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
+//! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
@@ -43,6 +44,10 @@ pub use weft_lockfree as lockfree;
 #[cfg(feature = "mapreduce")]
 #[doc(inline)]
 pub use weft_mapreduce as mapreduce;
+
+#[cfg(feature = "pool")]
+#[doc(inline)]
+pub use weft_pool as pool;
 
 #[cfg(feature = "ratelimit")]
 #[doc(inline)]
@@ -80,6 +85,9 @@ pub mod book {
     #[cfg(all(feature = "circuitbreaker", feature = "time"))]
     #[doc = include_str!("../docs/src/circuitbreaker.md")]
     pub struct Circuitbreaker;
+    #[cfg(all(feature = "pool", feature = "time", feature = "tokio"))]
+    #[doc = include_str!("../docs/src/pool.md")]
+    pub struct Pool;
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;

@@ -127,6 +127,8 @@ struct Measurement {
     median_ns: f64,
     /// The work per iteration, if the group declared a throughput.
     throughput: Option<Throughput>,
+    /// When criterion wrote the estimate (its file's modification time), if known.
+    measured: Option<SystemTime>,
 }
 
 impl Measurement {
@@ -149,6 +151,7 @@ impl Measurement {
             implementation: bench.function_id.unwrap_or_else(|| UNNAMED.to_owned()),
             median_ns,
             throughput: bench.throughput.as_ref().and_then(Throughput::from_json),
+            measured: None,
         }
     }
 
@@ -490,10 +493,11 @@ fn read_measurement(benchmark_file: &Path) -> Result<Measurement, String> {
     let estimates_file = benchmark_file.with_file_name("estimates.json");
     let estimates: EstimatesJson = serde_json::from_str(&read(&estimates_file)?)
         .map_err(|e| format!("invalid estimates.json: {e}"))?;
-    Ok(Measurement::from_ids(
-        bench,
-        estimates.median.point_estimate,
-    ))
+    let mut m = Measurement::from_ids(bench, estimates.median.point_estimate);
+    m.measured = std::fs::metadata(&estimates_file)
+        .and_then(|meta| meta.modified())
+        .ok();
+    Ok(m)
 }
 
 /// One extra measurement a bench recorded beside criterion's timings (memory per key,
@@ -641,8 +645,9 @@ fn render_header(machine: &Machine) -> String {
     )
 }
 
-/// One pattern's section, between its markers: heading, measured line, the table (one
-/// row group per workload, ours first, then peers fastest first) and the summary line.
+/// One pattern's section, between its markers: heading, measured line (dated by the
+/// newest estimate among `rows`), the table (one row group per workload, ours first,
+/// then peers fastest first) and the summary line.
 fn render_section(pattern: &str, rows: &[&Measurement], machine: &Machine) -> String {
     let mut workloads: Vec<(&str, Vec<&Measurement>)> = Vec::new();
     for m in rows {
@@ -656,10 +661,16 @@ fn render_section(pattern: &str, rows: &[&Measurement], machine: &Machine) -> St
     let mut out = String::new();
     let _ = writeln!(out, "<!-- pattern:{pattern} -->");
     let _ = writeln!(out, "## {pattern}\n");
+    // The newest estimate's time: a section regenerated from older criterion data
+    // says when that data was taken, not when the report was written.
+    let date = rows
+        .iter()
+        .filter_map(|m| m.measured)
+        .max()
+        .map_or_else(|| machine.date.clone(), format_utc);
     let _ = writeln!(
         out,
-        "_Measured {} on {}, {}._\n",
-        machine.date,
+        "_Measured {date} on {}, {}._\n",
         machine.describe(),
         machine.rustc()
     );
@@ -806,6 +817,7 @@ mod tests {
             implementation: implementation.to_owned(),
             median_ns,
             throughput: elements.map(Throughput::Elements),
+            measured: None,
         }
     }
 
@@ -1127,6 +1139,24 @@ mod tests {
         let mut names = vec!["n/128", "n/16", "b", "n/2", "a10", "a9", "n/016x"];
         names.sort_by(|a, b| natural_cmp(a, b));
         assert_eq!(names, ["a9", "a10", "b", "n/2", "n/16", "n/016x", "n/128"]);
+    }
+
+    #[test]
+    fn a_section_is_dated_by_its_newest_estimate() {
+        let at = |secs: u64| Some(UNIX_EPOCH + std::time::Duration::from_secs(secs));
+        let mut older = m("pool", "s4", "weft", 10.0, None);
+        older.measured = at(1_700_000_000);
+        let mut newer = m("pool", "s4", "bb8", 20.0, None);
+        newer.measured = at(1_700_086_400);
+        let section = render_section("pool", &[&older, &newer], &machine("2030-01-01 00:00 UTC"));
+        assert!(
+            section.contains("_Measured 2023-11-15 22:13 UTC"),
+            "{section}"
+        );
+        // Without file times (hand-made rows), the report's own date.
+        let plain = m("pool", "s4", "weft", 10.0, None);
+        let section = render_section("pool", &[&plain], &machine("2030-01-01 00:00 UTC"));
+        assert!(section.contains("_Measured 2030-01-01 00:00 UTC"));
     }
 
     #[test]

@@ -137,7 +137,7 @@ where
     /// # Safety
     ///
     /// `this` comes from [`as_ref`](Self::as_ref), and this is the only execution.
-    unsafe fn execute(this: *const (), _pool: Option<&Inner>) {
+    unsafe fn execute(this: *const ()) {
         let this: *const Self = this.cast();
         // SAFETY: the owner keeps the job alive until the latch is set (below), and only
         // one thread holds a given `JobRef` (deques hand each item out once).
@@ -266,12 +266,10 @@ where
 
     // Fast path: `b` is still on top of our deque (anything pushed after it was a nested
     // join's, and each of those popped its own back or waited for it).
-    if let Some(task) = ctx.pop_join() {
-        if task.is_job(id) {
-            // Ours, unstolen: forget the reference and run `b` here. No latch, no
-            // catch_unwind: a panic of `b` unwinds from here (after `a` finished, whose
-            // own panic takes precedence).
-            task.forget();
+    if let Some(job) = ctx.pop_join() {
+        if std::ptr::eq(job.job, id) {
+            // Ours, unstolen: run `b` here. No latch, no catch_unwind: a panic of `b`
+            // unwinds from here (after `a` finished, whose own panic takes precedence).
             let ra = match ra {
                 Ok(ra) => ra,
                 Err(p) => resume_unwind(p),
@@ -282,7 +280,8 @@ where
             };
         }
         // Ours was stolen and this is an enclosing join's fork: run it while we wait.
-        ctx.run(task, false);
+        // SAFETY: popped, so this is its only execution.
+        unsafe { job.execute() };
     }
 
     // Stolen: run other work until the thief is done.

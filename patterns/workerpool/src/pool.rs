@@ -25,6 +25,7 @@
 //! resolves its handle (to `Cancelled`) and nothing waits forever.
 
 use std::fmt;
+use std::mem::MaybeUninit;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::{Duration, Instant};
 
@@ -103,109 +104,172 @@ impl Refusal {
 /// reference count on the pool (an `Arc` clone per job would be a contended atomic on
 /// every submission).
 ///
-/// A task is either a boxed closure or a [`JobRef`] to a job on a waiting caller's stack
-/// (`join`, `install`); the latter are never cancelled: their caller waits for them.
+/// A task is a closure, or a [`JobRef`] to a job on a waiting caller's stack
+/// (`install`), which is never cancelled: its caller waits for it. A closure of up to
+/// two words is stored in the task itself, so the common small job (an `Arc` and a
+/// value) costs no allocation: a box allocated by the submitter and freed by a worker
+/// was the largest single cost of a tiny job. Larger closures are boxed.
 ///
-/// Two words, like rayon's `JobRef`: a tagged pointer to the job and the function that
-/// runs it. Queues copy tasks by value on every push and pop, and a larger task with a
-/// flag byte was copied piecewise and then reloaded whole, stalling store-to-load
-/// forwarding on every fork (measured: a third of `join`'s cost).
+/// All fields are whole words: queues copy tasks by value on every push and pop, and a
+/// task with a flag byte was copied piecewise and reloaded whole, stalling
+/// store-to-load forwarding.
 pub(crate) struct Task {
-    /// The job's address, with [`CANCELLABLE`] in its low bits (jobs are aligned to at
-    /// least 4).
-    tagged: usize,
-    /// Runs (`Some`) or cancels (`None`) the job at the untagged address.
-    exec: unsafe fn(*const (), Option<&Inner>),
+    /// The closure (inline), a pointer to it (boxed), or a [`JobRef`] (stack).
+    data: TaskData,
+    /// [`JOB`] or [`STACK`].
+    kind: usize,
+    /// Runs (`Some`) or cancels (`None`) what `data` holds, consuming it.
+    exec: unsafe fn(*mut TaskData, Option<&Inner>),
 }
 
-/// Tag: an immediate shutdown may cancel it.
-const CANCELLABLE: usize = 1;
-/// The tag bits.
-const TAGS: usize = 3;
+/// A task's payload: two words, initialised as its `exec` expects.
+type TaskData = [MaybeUninit<usize>; 2];
 
-/// A boxed closure, aligned so its address has room for the tags.
-#[repr(align(4))]
-struct Boxed<F>(F);
+/// A submitted job: an immediate shutdown cancels it.
+const JOB: usize = 0;
+/// A stack job (`install`): never cancelled.
+const STACK: usize = 1;
+
+/// Runs or cancels a closure stored in the task.
+///
+/// # Safety
+///
+/// `data` holds an `F` written by [`Task::new`], and this is its only use.
+unsafe fn exec_inline<F: FnOnce(Option<&Inner>)>(data: *mut TaskData, inner: Option<&Inner>) {
+    // SAFETY: per the contract, `data` holds an initialised `F` (size and alignment
+    // checked by `Task::new`), which we move out exactly once.
+    let f = unsafe { std::ptr::read(data.cast::<F>()) };
+    f(inner);
+}
 
 /// Runs or cancels a boxed closure.
 ///
 /// # Safety
 ///
-/// `job` comes from `Box::<Boxed<F>>::into_raw` in [`Task::new`], and this is its only
-/// use.
-unsafe fn exec_boxed<F: FnOnce(Option<&Inner>)>(job: *const (), inner: Option<&Inner>) {
+/// `data[0]` holds a pointer from `Box::<F>::into_raw` in [`Task::new`], and this is
+/// its only use.
+unsafe fn exec_boxed<F: FnOnce(Option<&Inner>)>(data: *mut TaskData, inner: Option<&Inner>) {
     // SAFETY: per the contract, we own the box.
-    let f = unsafe { Box::from_raw(job.cast::<Boxed<F>>().cast_mut()) };
-    (f.0)(inner);
+    let f = unsafe { Box::from_raw((*data)[0].assume_init() as *mut F) };
+    f(inner);
 }
 
-/// A type-erased pointer to a job on a waiting caller's stack, and how to run it (the
-/// pool argument is ignored: stack jobs are never cancelled).
+/// Runs a stack job (never cancelled: its owner waits for it).
+///
+/// # Safety
+///
+/// `data` holds a [`JobRef`] written by [`Task::stack`], and this is its only use.
+unsafe fn exec_stack(data: *mut TaskData, _inner: Option<&Inner>) {
+    // SAFETY: per the contract.
+    let job = unsafe { std::ptr::read(data.cast::<JobRef>()) };
+    // SAFETY: the job's owner keeps it alive until it has run (see `join.rs`).
+    unsafe { (job.exec)(job.job) }
+}
+
+/// A type-erased pointer to a job on a waiting caller's stack, and how to run it: the
+/// element of a worker's fork deque (two words, like rayon's `JobRef`).
+#[derive(Clone, Copy)]
 pub(crate) struct JobRef {
     pub(crate) job: *const (),
-    pub(crate) exec: unsafe fn(*const (), Option<&Inner>),
+    pub(crate) exec: unsafe fn(*const ()),
+}
+
+// SAFETY: a `JobRef` is created only for jobs whose closure and result are `Send`
+// (`join`'s and `install`'s bounds), and only one thread holds it at a time (deques
+// hand each item out once).
+unsafe impl Send for JobRef {}
+
+impl JobRef {
+    /// Runs the job.
+    ///
+    /// # Safety
+    ///
+    /// This is the reference's only execution (it was popped or stolen).
+    pub(crate) unsafe fn execute(self) {
+        // SAFETY: per the contract, and the job's owner keeps it alive until it ran.
+        unsafe { (self.exec)(self.job) }
+    }
 }
 
 impl Task {
+    #[inline]
     pub(crate) fn new<F>(f: F) -> Self
     where
         F: FnOnce(Option<&Inner>) + Send + 'static,
     {
-        let job = Box::into_raw(Box::new(Boxed(f)));
-        Task {
-            tagged: job as usize | CANCELLABLE,
-            exec: exec_boxed::<F>,
+        // An immediate shutdown cancels a job a worker takes afterwards.
+        let f = move |pool: Option<&Inner>| match pool {
+            Some(inner) if inner.state.load(Ordering::Acquire) == STOPPED => {
+                inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
+                f(None);
+            }
+            pool => f(pool),
+        };
+        Self::store(f)
+    }
+
+    /// Stores `f` inline if it fits, boxed otherwise.
+    #[inline]
+    fn store<F>(f: F) -> Self
+    where
+        F: FnOnce(Option<&Inner>) + Send + 'static,
+    {
+        let mut data: TaskData = [MaybeUninit::uninit(); 2];
+        if size_of::<F>() <= size_of::<TaskData>() && align_of::<F>() <= align_of::<TaskData>() {
+            // SAFETY: `data` is large and aligned enough for an `F` (checked above);
+            // `exec_inline::<F>` moves it out exactly once.
+            unsafe { std::ptr::write(data.as_mut_ptr().cast::<F>(), f) };
+            Task {
+                data,
+                kind: JOB,
+                exec: exec_inline::<F>,
+            }
+        } else {
+            data[0] = MaybeUninit::new(Box::into_raw(Box::new(f)) as usize);
+            Task {
+                data,
+                kind: JOB,
+                exec: exec_boxed::<F>,
+            }
         }
     }
 
     /// A task that runs a stack job (never cancelled).
     pub(crate) fn stack(job: JobRef) -> Self {
-        debug_assert_eq!(job.job as usize & TAGS, 0, "stack jobs are aligned to 8");
+        let mut data: TaskData = [MaybeUninit::uninit(); 2];
+        // SAFETY: a `JobRef` is two words, like `data`; `exec_stack` reads it once.
+        unsafe { std::ptr::write(data.as_mut_ptr().cast::<JobRef>(), job) };
         Task {
-            tagged: job.job as usize,
-            exec: job.exec,
+            data,
+            kind: STACK,
+            exec: exec_stack,
         }
-    }
-
-    fn job(&self) -> *const () {
-        (self.tagged & !TAGS) as *const ()
-    }
-
-    /// `true` if this task runs the stack job at `job`.
-    pub(crate) fn is_job(&self, job: *const ()) -> bool {
-        std::ptr::eq(self.job(), job)
-    }
-
-    /// Discards the task without running it (its owner runs the job inline).
-    pub(crate) fn forget(self) {
-        std::mem::forget(self);
     }
 
     /// `true` if an immediate shutdown may cancel this task.
     fn cancellable(&self) -> bool {
-        self.tagged & CANCELLABLE != 0
+        self.kind == JOB
     }
 
     fn run(self, inner: &Inner) {
-        let (job, exec) = (self.job(), self.exec);
-        std::mem::forget(self);
-        // SAFETY: the task owned the job (a box, or a stack job its owner keeps alive
-        // until it has run: see `join.rs`), and was its only reference.
-        unsafe { exec(job, Some(inner)) }
+        let mut this = std::mem::ManuallyDrop::new(self);
+        // SAFETY: `data` is initialised as `exec` expects, and `this` is not dropped,
+        // so this is its only use.
+        unsafe { (this.exec)(&raw mut this.data, Some(inner)) }
     }
 }
 
 // SAFETY: a task is created only from `Send` closures (`Task::new`) or for stack jobs
-// whose closure and result are `Send` (`join`'s and `install`'s bounds), and only one
-// thread holds it at a time (deques and injectors hand each item out once).
+// whose closure and result are `Send` (`install`'s bounds), and only one thread holds
+// it at a time (injectors and deques hand each item out once).
 unsafe impl Send for Task {}
 
 impl Drop for Task {
     fn drop(&mut self) {
-        // Boxed: cancels it. Stack: runs it, since its owner waits for it (unreachable
-        // in practice: the pool runs or puts back every stack task it takes).
+        // A job: cancels it. A stack job: runs it, since its owner waits for it
+        // (unreachable in practice: the pool runs or puts back every stack task).
         // SAFETY: as in `run`; `drop` is the task's last use.
-        unsafe { (self.exec)(self.job(), None) }
+        unsafe { (self.exec)(&raw mut self.data, None) }
     }
 }
 
@@ -218,14 +282,14 @@ pub(crate) struct WorkerCtx {
     /// Where a batch lands first, to be counted (private: no stealer).
     staging: Worker<Task>,
     /// This worker's fork/join forks (LIFO: depth-first, the most recent fork on top).
-    joins: Worker<Task>,
+    joins: Worker<JobRef>,
     /// Takes so far, for injector fairness.
     tick: std::cell::Cell<usize>,
     /// This worker's slot in the registry.
     slot: std::cell::Cell<usize>,
     /// The registry's generation and the other workers' deques as of it
     /// (`Inner::stealers`).
-    stealers: std::cell::RefCell<(usize, Vec<[Stealer<Task>; 2]>)>,
+    stealers: std::cell::RefCell<(usize, Vec<Deques>)>,
 }
 
 std::thread_local! {
@@ -258,7 +322,7 @@ impl WorkerCtx {
 
     /// Pushes a fork on this worker's deque and wakes an idle worker to steal it.
     pub(crate) fn push_join(&self, job: JobRef) {
-        self.joins.push(Task::stack(job));
+        self.joins.push(job);
         // Forks are not counted in the gate, but they take part in the sleep protocol:
         // a sleeper re-checks the deques after announcing itself, and this is the other
         // half (push, fence, look for sleepers). Without it a fork whose first half
@@ -269,13 +333,18 @@ impl WorkerCtx {
     }
 
     /// Pops this worker's most recent fork.
-    pub(crate) fn pop_join(&self) -> Option<Task> {
+    pub(crate) fn pop_join(&self) -> Option<JobRef> {
         self.joins.pop()
     }
 
     /// Finds the next task: own forks, own batch, the injectors, then other workers.
     fn find_task(&self) -> Option<Task> {
-        if let Some(t) = self.joins.pop().or_else(|| self.local.pop()) {
+        if let Some(t) = self
+            .joins
+            .pop()
+            .map(Task::stack)
+            .or_else(|| self.local.pop())
+        {
             return Some(t);
         }
         let inner = &*self.inner;
@@ -312,13 +381,18 @@ impl WorkerCtx {
             return Some(t);
         }
         // Forks first: the oldest fork of a worker is its largest piece of work.
+        // `steal` pins an epoch even on an empty deque; `is_empty` is two loads.
         let stolen = self.with_stealers(|stealers| {
-            stealers
-                .iter()
-                .flat_map(|[joins, local]| [joins, local])
-                // `steal` pins an epoch even on an empty deque; `is_empty` is two loads.
-                .filter(|s| !s.is_empty())
-                .find_map(|s| retry_steal(|| s.steal()))
+            stealers.iter().find_map(|(joins, local)| {
+                (!joins.is_empty())
+                    .then(|| retry_steal(|| joins.steal()).map(Task::stack))
+                    .flatten()
+                    .or_else(|| {
+                        (!local.is_empty())
+                            .then(|| retry_steal(|| local.steal()))
+                            .flatten()
+                    })
+            })
         });
         if stolen.is_some() {
             inner.counters.steals.fetch_add(1, Ordering::Relaxed);
@@ -328,7 +402,7 @@ impl WorkerCtx {
 
     /// Calls `f` with the other workers' deques (the private copy, refreshed if workers
     /// came or went since the last call).
-    fn with_stealers<R>(&self, f: impl FnOnce(&[[Stealer<Task>; 2]]) -> R) -> R {
+    fn with_stealers<R>(&self, f: impl FnOnce(&[Deques]) -> R) -> R {
         let mut cache = self.stealers.borrow_mut();
         let generation = self.inner.generation.load(Ordering::Acquire);
         if cache.0 != generation {
@@ -352,18 +426,13 @@ impl WorkerCtx {
         self.with_stealers(|stealers| {
             stealers
                 .iter()
-                .any(|[joins, local]| !joins.is_empty() || !local.is_empty())
+                .any(|(joins, local)| !joins.is_empty() || !local.is_empty())
         })
     }
 
     /// Runs a task taken by `find_task` (`top`: from the worker loop, not from a wait).
     pub(crate) fn run(&self, task: Task, top: bool) {
         let inner = &*self.inner;
-        if task.cancellable() && inner.state.load(Ordering::Acquire) == STOPPED {
-            drop(task); // immediate shutdown: cancel instead of running
-            inner.counters.cancelled.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         if top {
             inner.counters.started.add(1);
             task.run(inner);
@@ -459,6 +528,9 @@ struct Counters {
     spawned: AtomicU64,
 }
 
+/// A worker's deques as others see them: its forks and its batch.
+type Deques = (Stealer<JobRef>, Stealer<Task>);
+
 /// Everything the workers share.
 pub(crate) struct Inner {
     high: Injector<Task>,
@@ -466,7 +538,7 @@ pub(crate) struct Inner {
     /// The workers' deques (forks, batch), for stealing; `None` for exited workers.
     /// Workers steal through a private copy, refreshed when `generation` moves, so
     /// searching for work takes no lock.
-    stealers: Mutex<Vec<Option<[Stealer<Task>; 2]>>>,
+    stealers: Mutex<Vec<Option<Deques>>>,
     /// Bumped whenever `stealers` changes.
     generation: AtomicUsize,
     /// Jobs submitted and not yet started (the queue bound and the sleep signal), and
@@ -867,12 +939,12 @@ impl Inner {
             .lock()
             .iter()
             .flatten()
-            .map(|[_, local]| local.len())
+            .map(|(_, local)| local.len())
             .sum()
     }
 
     /// Registers a worker's deques; returns its slot.
-    fn register(&self, deques: [Stealer<Task>; 2]) -> usize {
+    fn register(&self, deques: Deques) -> usize {
         let mut stealers = self.stealers.lock();
         stealers.push(Some(deques));
         self.generation.fetch_add(1, Ordering::Release);
@@ -905,6 +977,7 @@ impl Inner {
     }
 
     /// Publishes a task (its place is reserved) and wakes or starts a worker.
+    #[inline]
     fn push(this: &Arc<Inner>, priority: Priority, task: Task) {
         match priority {
             Priority::High => this.high.push(task),
@@ -975,7 +1048,7 @@ impl Inner {
 
 /// Repeats a steal until it succeeds or finds nothing (`Retry` means "lost a race, try
 /// again").
-fn retry_steal(mut steal: impl FnMut() -> Steal<Task>) -> Option<Task> {
+fn retry_steal<T>(mut steal: impl FnMut() -> Steal<T>) -> Option<T> {
     std::iter::repeat_with(&mut steal)
         .find(|s| !s.is_retry())
         .and_then(Steal::success)
@@ -1015,7 +1088,7 @@ fn worker_main(inner: Arc<Inner>, id: usize) {
         stealers: std::cell::RefCell::new((usize::MAX, Vec::new())),
     };
     let inner = &ctx.inner;
-    let slot = inner.register([ctx.joins.stealer(), ctx.local.stealer()]);
+    let slot = inner.register((ctx.joins.stealer(), ctx.local.stealer()));
     ctx.slot.set(slot);
     CURRENT.with(|c| c.set(&raw const ctx));
     let _current = CurrentGuard;
