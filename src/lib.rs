@@ -9,6 +9,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
+//! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
@@ -31,6 +32,10 @@
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]
 pub use weft_circuitbreaker as circuitbreaker;
+
+#[cfg(feature = "eventsourcing")]
+#[doc(inline)]
+pub use weft_eventsourcing as eventsourcing;
 
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
@@ -71,6 +76,9 @@ pub mod book {
     #[cfg(all(feature = "lockfree", feature = "sync"))]
     #[doc = include_str!("../docs/src/lockfree.md")]
     pub struct Lockfree;
+    #[cfg(feature = "eventsourcing")]
+    #[doc = include_str!("../docs/src/eventsourcing.md")]
+    pub struct Eventsourcing;
     #[cfg(feature = "mapreduce")]
     #[doc = include_str!("../docs/src/mapreduce.md")]
     pub struct Mapreduce;
