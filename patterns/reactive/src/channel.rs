@@ -73,8 +73,11 @@ pub enum Overflow {
 }
 
 /// The outcome of a successful push.
+///
+/// Under [`Overflow::Block`] it is always `Queued`; under the dropping policies, the
+/// dropped item is handed back for logging or reuse, and already counted, so ignoring it
+/// loses nothing silently.
 #[derive(Clone, PartialEq, Eq)]
-#[must_use = "a dropped item is handed back so that it can be logged or reused"]
 pub enum Pushed<T> {
     /// The item was queued and nothing was dropped.
     Queued,

@@ -60,11 +60,9 @@ pub type DrivenUnordered<S> = (
 /// instead of panicking.
 ///
 /// ```
-/// use std::time::Duration;
 /// use futures_util::{stream, StreamExt};
-/// use weft_reactive::{ManualTimer, ReactiveExt};
+/// use weft_reactive::ReactiveExt;
 ///
-/// let timer = ManualTimer::new();
 /// let windows: Vec<Vec<u32>> = futures_executor::block_on(
 ///     stream::iter(1..=6)
 ///         .map(|x| x * 10)            // StreamExt
@@ -72,7 +70,6 @@ pub type DrivenUnordered<S> = (
 ///         .collect(),
 /// );
 /// assert_eq!(windows, [vec![10, 20, 30], vec![30, 40, 50], vec![50, 60]]);
-/// # let _ = timer;
 /// # Ok::<(), weft_reactive::Error>(())
 /// ```
 pub trait ReactiveExt: Stream {
