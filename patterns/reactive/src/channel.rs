@@ -603,7 +603,8 @@ impl<T> Core<T> {
 ///   producer); completes at once under the dropping policies.
 /// - [`send_blocking`](Sender::send_blocking): the same for a thread outside any runtime.
 ///
-/// The buffer closes when every `Sender` is dropped (or on [`close`](Sender::close)); the
+/// The buffer closes when every `Sender` is dropped (or on
+/// [`close_channel`](Sender::close_channel)); the
 /// receiver then drains what is buffered and ends.
 ///
 /// As a [`Sink`], a `Sender` holds at most one item of its own while the buffer is full
@@ -709,8 +710,9 @@ impl<T> Sender<T> {
     }
 
     /// Closes the buffer for every sender: later pushes fail with `Closed`; the receiver
-    /// drains what is buffered, then ends.
-    pub fn close(&self) {
+    /// drains what is buffered, then ends. (Named as in `futures::channel::mpsc`, so that
+    /// it does not shadow `SinkExt::close`.)
+    pub fn close_channel(&self) {
         self.core.close();
     }
 

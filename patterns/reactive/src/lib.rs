@@ -27,7 +27,7 @@
 //! for price in 0..10u32 {
 //!     ticks.try_send(price)?;
 //! }
-//! ticks.close();
+//! ticks.complete();
 //!
 //! assert_eq!(dashboard.try_recv(), Ok(9));
 //! assert_eq!(dashboard.lagged(), 9);

@@ -37,7 +37,7 @@ use crate::metrics::StageMetrics;
 /// It is hot, like RxJava's `PublishSubject`: a subscriber sees items sent after it
 /// subscribed. Items sent while nobody subscribes are counted as `unobserved`. Clones are
 /// handles on the same subject; the subscribers' streams end when the last handle is
-/// dropped or on [`close`](Subject::close). A `Subject` is also a [`Sink`].
+/// dropped or on [`complete`](Subject::complete). A `Subject` is also a [`Sink`].
 ///
 /// # Examples
 ///
@@ -166,8 +166,10 @@ impl<T> Subject<T> {
         Ok(Receiver::from_core(core))
     }
 
-    /// Ends every subscriber's stream (after what is buffered) and refuses later sends.
-    pub fn close(&self) {
+    /// Completes the subject: every subscriber's stream ends after what is buffered, and
+    /// later sends are refused (RxJava's `onComplete`; named so that it does not shadow
+    /// `SinkExt::close`, which flushes, then does the same).
+    pub fn complete(&self) {
         let subscribers = {
             let mut s = self.inner.state.lock();
             s.closed = true;
@@ -176,8 +178,8 @@ impl<T> Subject<T> {
         subscribers.iter().for_each(|c| c.drop_sender());
     }
 
-    /// `true` after [`close`](Subject::close).
-    pub fn is_closed(&self) -> bool {
+    /// `true` after [`complete`](Subject::complete).
+    pub fn is_complete(&self) -> bool {
         self.inner.state.lock().closed
     }
 
@@ -231,7 +233,7 @@ impl<T: Clone> Subject<T> {
     /// # Errors
     ///
     /// [`TrySendError::Full`] if a [`Overflow::Block`] subscriber is full (nobody got the
-    /// item); [`TrySendError::Closed`] after [`close`](Subject::close). Both hand the item
+    /// item); [`TrySendError::Closed`] after [`complete`](Subject::complete). Both hand the item
     /// back.
     pub fn try_send(&self, item: T) -> Result<Broadcast, TrySendError<T>> {
         let mut s = self.inner.state.lock();
@@ -250,7 +252,7 @@ impl<T: Clone> Subject<T> {
     ///
     /// # Errors
     ///
-    /// [`SendError::Closed`] after [`close`](Subject::close), with the item.
+    /// [`SendError::Closed`] after [`complete`](Subject::complete), with the item.
     ///
     /// ```
     /// use futures_util::StreamExt;
@@ -262,7 +264,7 @@ impl<T: Clone> Subject<T> {
     ///     let b = subject.subscribe(4, Overflow::Block)?;
     ///     subject.send("x").await?;
     ///     subject.send("y").await?;
-    ///     subject.close();
+    ///     subject.complete();
     ///     assert_eq!(a.collect::<Vec<_>>().await, ["x", "y"]);
     ///     assert_eq!(b.collect::<Vec<_>>().await, ["x", "y"]);
     ///     Ok::<(), Box<dyn std::error::Error>>(())
@@ -413,7 +415,7 @@ impl<T: Clone> Sink<T> for Subject<T> {
         let this = self.get_mut();
         match Pin::new(&mut *this).poll_flush(cx) {
             Poll::Ready(r) => {
-                this.close();
+                this.complete();
                 Poll::Ready(r)
             }
             Poll::Pending => Poll::Pending,

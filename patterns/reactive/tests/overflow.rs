@@ -11,7 +11,11 @@ use weft_reactive::{Overflow, Pushed, Receiver, Sender, TryRecvError, TrySendErr
 
 const CAPACITY: usize = 16;
 const GAP: u64 = 100;
-const STEPS: u64 = if cfg!(debug_assertions) { 1_000 } else { 10_000 };
+const STEPS: u64 = if cfg!(debug_assertions) {
+    1_000
+} else {
+    10_000
+};
 
 /// What a run saw.
 #[derive(Debug, Default)]
@@ -73,7 +77,12 @@ fn assert_conserved(run: &Run, rx: &Receiver<u64>) {
         "delivered + dropped == produced"
     );
     // Nothing is both delivered and dropped, and together they are exactly 0..produced.
-    let mut all: Vec<u64> = run.delivered.iter().chain(&run.reported_dropped).copied().collect();
+    let mut all: Vec<u64> = run
+        .delivered
+        .iter()
+        .chain(&run.reported_dropped)
+        .copied()
+        .collect();
     all.sort_unstable();
     assert_eq!(all, (0..run.produced).collect::<Vec<_>>());
     // Order is preserved.
@@ -97,7 +106,10 @@ fn drop_newest_keeps_the_oldest_items() {
     assert_conserved(&run, &rx);
     assert_eq!(run.produced, STEPS * GAP);
     // The first burst fills the buffer with 0..16; everything else in it is dropped.
-    assert_eq!(run.delivered[..CAPACITY], (0..CAPACITY as u64).collect::<Vec<_>>());
+    assert_eq!(
+        run.delivered[..CAPACITY],
+        (0..CAPACITY as u64).collect::<Vec<_>>()
+    );
     assert_eq!(run.reported_dropped[0], CAPACITY as u64);
 }
 
@@ -118,7 +130,10 @@ fn keep_latest_conflates_into_the_newest_slot() {
     assert_conserved(&run, &rx);
     assert_eq!(run.produced, STEPS * GAP);
     // The first 15 items stay, the last slot holds the latest of the burst.
-    assert_eq!(run.delivered[..CAPACITY - 1], (0..CAPACITY as u64 - 1).collect::<Vec<_>>());
+    assert_eq!(
+        run.delivered[..CAPACITY - 1],
+        (0..CAPACITY as u64 - 1).collect::<Vec<_>>()
+    );
     assert_eq!(run.delivered[CAPACITY - 1], GAP - 1);
     assert_eq!(run.delivered.last(), Some(&(STEPS * GAP - 1)));
 }
@@ -150,16 +165,26 @@ fn error_closes_the_buffer_and_hands_the_item_back() {
     };
     assert_eq!(delivered, (0..produced).collect::<Vec<_>>());
     assert_eq!(end, TryRecvError::Overflowed { capacity: CAPACITY });
-    assert_eq!(rx.error(), Some(weft_reactive::Error::Overflowed { capacity: CAPACITY }));
+    assert_eq!(
+        rx.error(),
+        Some(weft_reactive::Error::Overflowed { capacity: CAPACITY })
+    );
     let m = rx.metrics();
-    assert_eq!((m.items_in, m.items_out, m.dropped), (produced, produced, 0));
+    assert_eq!(
+        (m.items_in, m.items_out, m.dropped),
+        (produced, produced, 0)
+    );
 }
 
 /// Two threads, a producer 100x faster than the consumer (which does 100x the work per
 /// item), under every policy: the invariants hold with real concurrency too.
 #[test]
 fn threaded_gap_conserves_items_under_every_policy() {
-    const ITEMS: u64 = if cfg!(debug_assertions) { 20_000 } else { 200_000 };
+    const ITEMS: u64 = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        200_000
+    };
     for policy in [
         Overflow::Block,
         Overflow::DropNewest,
@@ -190,8 +215,15 @@ fn threaded_gap_conserves_items_under_every_policy() {
             drop(tx);
             (consumer.join().unwrap(), dropped)
         });
-        assert_eq!(delivered.len() + dropped.len(), ITEMS as usize, "{policy:?}");
-        assert!(delivered.windows(2).all(|w| w[0] < w[1]), "{policy:?} keeps order");
+        assert_eq!(
+            delivered.len() + dropped.len(),
+            ITEMS as usize,
+            "{policy:?}"
+        );
+        assert!(
+            delivered.windows(2).all(|w| w[0] < w[1]),
+            "{policy:?} keeps order"
+        );
         let m = rx.metrics();
         assert_eq!(m.items_in, ITEMS);
         assert_eq!(m.dropped, dropped.len() as u64);

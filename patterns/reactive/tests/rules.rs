@@ -66,7 +66,11 @@ impl Log {
             .count()
     }
     fn subscription(&self) -> Subscription {
-        self.subscription.lock().unwrap().clone().expect("on_subscribe was called")
+        self.subscription
+            .lock()
+            .unwrap()
+            .clone()
+            .expect("on_subscribe was called")
     }
 }
 
@@ -148,7 +152,10 @@ impl Factory for Iter {
     type P = IterPublisher<std::vec::IntoIter<Result<u64, Err>>>;
     const MULTI_SUBSCRIBE: bool = true;
     fn make(n: u64, fail: bool) -> (Self::P, Pump) {
-        (IterPublisher::new(source(n, fail).into_iter()), Box::new(|| {}))
+        (
+            IterPublisher::new(source(n, fail).into_iter()),
+            Box::new(|| {}),
+        )
     }
 }
 
@@ -197,7 +204,7 @@ impl Factory for FromSubject {
         for i in 0..n {
             subject.try_send(i).unwrap();
         }
-        subject.close();
+        subject.complete();
         let tail = stream::iter(fail.then_some(Err(BOOM)));
         driven(rx.map(Ok).chain(tail))
     }

@@ -179,7 +179,7 @@ where
             this.meter
                 .set_demand(this.limit.saturating_sub(held) as u64);
             if this.upstream_done && this.in_flight.count() == 0 && this.staged.is_empty() {
-                this.tx.close();
+                this.tx.close_channel();
                 return Poll::Ready(());
             }
             if !progress {
