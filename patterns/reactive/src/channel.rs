@@ -180,6 +180,8 @@ struct State<T> {
     next_waiter: u64,
     /// Threads blocked in `send_blocking`.
     tx_blocked: usize,
+    /// A producer task waiting to learn that the buffer no longer accepts items.
+    close_waker: Option<Waker>,
     /// Items accepted (queued, or dropped by the policy).
     produced: u64,
     /// Items handed to the receiver.
@@ -288,6 +290,7 @@ impl<T> State<T> {
         if !self.closed {
             self.closed = true;
             self.wake_receiver(wake);
+            wake.tx.extend(self.close_waker.take());
         }
     }
 
@@ -329,6 +332,7 @@ impl<T> Core<T> {
                 tx_waiters: VecDeque::new(),
                 next_waiter: 0,
                 tx_blocked: 0,
+                close_waker: None,
                 produced: 0,
                 delivered: 0,
                 dropped: 0,
@@ -557,6 +561,21 @@ impl<T> Core<T> {
         });
     }
 
+    /// Ready once the buffer no longer accepts items (receiver gone, closed); otherwise
+    /// `cx` is woken when that happens. For a producer task that may otherwise wait on
+    /// something else.
+    pub(crate) fn poll_closed(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if !s.accepting() {
+            return Poll::Ready(());
+        }
+        match &mut s.close_waker {
+            Some(w) => w.clone_from(cx.waker()),
+            slot @ None => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
     pub(crate) fn add_sender(&self) {
         self.state.lock().senders += 1;
     }
@@ -576,6 +595,7 @@ impl<T> Core<T> {
             s.receiver = false;
             s.dropped += s.buf.len() as u64;
             s.rx_waker = None;
+            wake.tx.extend(s.close_waker.take());
             wake.tx.extend(s.tx_waiters.drain(..).map(|(_, w)| w));
             wake.notify_all_tx = true;
             std::mem::take(&mut s.buf)

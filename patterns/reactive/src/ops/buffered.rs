@@ -130,7 +130,7 @@ where
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
         for _ in 0..BUDGET {
-            if this.tx.is_closed() {
+            if this.tx.core().poll_closed(cx).is_ready() {
                 // The consumer is gone: nothing we produce can be delivered.
                 return Poll::Ready(());
             }
