@@ -156,6 +156,13 @@ pub trait Subscriber<T, E>: Send {
 ///   (rule 3.9).
 /// - [`cancel`](Subscription::cancel) stops delivery; the publisher drops its reference
 ///   to the subscriber (rule 3.13). Requests after it do nothing (rule 3.6).
+///
+/// A subscription ends when the publisher signals completion or an error, or when it is
+/// cancelled. A subscriber that keeps its `Subscription` (the usual pattern) and is
+/// abandoned before then forms a reference cycle with a publisher that delivers inside
+/// `request` ([`IterPublisher`]): cancel an unfinished subscription you no longer need.
+/// [`PublisherStream`] does so when dropped; a [`StreamPublisher`]'s subscriber is
+/// released when its [`Drive`] future is dropped.
 #[derive(Clone)]
 pub struct Subscription {
     signals: Arc<Signals>,
