@@ -12,6 +12,7 @@
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
+//! | `reactive` | [`reactive`] | `weft-reactive`: backpressured streams: Reactive Streams demand bridged to `futures::Stream`, bounded buffers with overflow policies, multicast with per-subscriber buffers, time operators on any runtime |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
 //! | `workerpool` | [`workerpool`] | `weft-workerpool`: work-stealing thread pool with bounded queues, backpressure policies, dynamic scaling, cancellation, priorities, zero idle cost |
@@ -42,6 +43,10 @@ pub use weft_mapreduce as mapreduce;
 #[cfg(feature = "ratelimit")]
 #[doc(inline)]
 pub use weft_ratelimit as ratelimit;
+
+#[cfg(feature = "reactive")]
+#[doc(inline)]
+pub use weft_reactive as reactive;
 
 #[cfg(feature = "sync")]
 #[doc(inline)]
@@ -75,6 +80,9 @@ pub mod book {
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;
+    #[cfg(all(feature = "reactive", feature = "time", feature = "tokio"))]
+    #[doc = include_str!("../docs/src/reactive.md")]
+    pub struct Reactive;
     #[cfg(feature = "workerpool")]
     #[doc = include_str!("../docs/src/workerpool.md")]
     pub struct Workerpool;
