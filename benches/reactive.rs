@@ -153,6 +153,19 @@ fn spsc(c: &mut Criterion) {
     g.finish();
 }
 
+/// One multicast iteration: bursts of `BURST` sends, each followed by every subscriber
+/// draining; `drain(i)` empties subscriber `i` and returns how many it received.
+fn bursts(mut send: impl FnMut(u64), mut drain: impl FnMut(usize) -> u64) {
+    let mut received = 0u64;
+    for burst in 0..ITEMS / BURST {
+        for i in 0..BURST {
+            send(burst * BURST + i);
+        }
+        received += (0..SUBSCRIBERS).map(&mut drain).sum::<u64>();
+    }
+    assert_eq!(received, ITEMS / BURST * BURST * SUBSCRIBERS as u64);
+}
+
 fn multicast(c: &mut Criterion) {
     let mut g = c.benchmark_group("reactive/multicast_8");
     g.throughput(Throughput::Elements(ITEMS));
@@ -162,36 +175,24 @@ fn multicast(c: &mut Criterion) {
             .map(|_| subject.subscribe(BURST as usize, Overflow::Block).unwrap())
             .collect();
         b.iter(|| {
-            let mut received = 0u64;
-            for burst in 0..ITEMS / BURST {
-                for i in 0..BURST {
-                    subject.try_send(burst * BURST + i).unwrap();
-                }
-                for rx in &mut subs {
-                    while rx.try_recv().is_ok() {
-                        received += 1;
-                    }
-                }
-            }
-            assert_eq!(received, ITEMS / BURST * BURST * SUBSCRIBERS as u64);
+            bursts(
+                |x| {
+                    subject.try_send(x).unwrap();
+                },
+                |i| std::iter::from_fn(|| subs[i].try_recv().ok()).count() as u64,
+            )
         })
     });
     g.bench_function("tokio", |b| {
         let (tx, _) = tokio::sync::broadcast::channel::<u64>(BURST as usize);
         let mut subs: Vec<_> = (0..SUBSCRIBERS).map(|_| tx.subscribe()).collect();
         b.iter(|| {
-            let mut received = 0u64;
-            for burst in 0..ITEMS / BURST {
-                for i in 0..BURST {
-                    tx.send(burst * BURST + i).unwrap();
-                }
-                for rx in &mut subs {
-                    while rx.try_recv().is_ok() {
-                        received += 1;
-                    }
-                }
-            }
-            assert_eq!(received, ITEMS / BURST * BURST * SUBSCRIBERS as u64);
+            bursts(
+                |x| {
+                    tx.send(x).unwrap();
+                },
+                |i| std::iter::from_fn(|| subs[i].try_recv().ok()).count() as u64,
+            )
         })
     });
     g.finish();

@@ -380,10 +380,15 @@ impl<T> Core<T> {
         self.state.lock().metrics()
     }
 
-    /// Whether a push would have to wait: [`Overflow::Block`], full, still accepting.
-    pub(crate) fn blocks(&self) -> bool {
+    /// Whether pushes are accepted, and whether one would have to wait
+    /// ([`Overflow::Block`], full, accepting), read under one lock.
+    pub(crate) fn status(&self) -> (bool, bool) {
         let s = self.state.lock();
-        s.policy == Overflow::Block && !s.has_room() && s.accepting()
+        let accepting = s.accepting();
+        (
+            accepting,
+            accepting && s.policy == Overflow::Block && !s.has_room(),
+        )
     }
 
     /// Counts items lost outside the policy (a publisher that broke its demand).
@@ -817,14 +822,20 @@ impl<T> Sink<T> for Sender<T> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
-        match Pin::new(&mut *this).poll_flush(cx) {
-            Poll::Ready(r) => {
-                this.core.close();
-                Poll::Ready(r)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        close_after_flush(Pin::new(&mut *this).poll_flush(cx), || this.core.close())
     }
+}
+
+/// `Sink::poll_close` of the crate's sinks: once the held item is flushed (or failed),
+/// run `close`.
+pub(crate) fn close_after_flush<E>(
+    flushed: Poll<Result<(), E>>,
+    close: impl FnOnce(),
+) -> Poll<Result<(), E>> {
+    if flushed.is_ready() {
+        close();
+    }
+    flushed
 }
 
 /// The future of [`Sender::send`].

@@ -2,6 +2,7 @@
 //! update ([`Meter`]).
 
 use std::fmt;
+use std::task::Poll;
 
 use weft_sync::Arc;
 use weft_sync::atomic::{AtomicU64, Ordering};
@@ -112,6 +113,16 @@ impl Meter {
     #[inline]
     pub(crate) fn set_buffered(&self, n: usize) {
         self.inner.buffered.store(n as u64, Ordering::Relaxed);
+    }
+
+    /// Hands `out` downstream: counts it (if any) and records what is left buffered.
+    #[inline]
+    pub(crate) fn emit<T>(&self, out: Option<T>, buffered: usize) -> Poll<Option<T>> {
+        if out.is_some() {
+            self.add_out(1);
+        }
+        self.set_buffered(buffered);
+        Poll::Ready(out)
     }
 
     #[inline]

@@ -18,7 +18,7 @@ use std::task::{Context, Poll};
 use futures_sink::Sink;
 use weft_sync::{Arc, Mutex};
 
-use crate::channel::{Core, Overflow, Pushed, Receiver};
+use crate::channel::{Core, Overflow, Pushed, Receiver, close_after_flush};
 use crate::error::{Error, SendError, TrySendError, nonzero};
 use crate::metrics::StageMetrics;
 
@@ -102,9 +102,18 @@ impl<T> State<T> {
         self.subscribers.retain(|c| c.accepting());
     }
 
-    /// The first `Block` subscriber without room, if any.
-    fn full_blocker(&self) -> Option<&Arc<Core<T>>> {
-        self.subscribers.iter().find(|c| c.blocks())
+    /// Forgets subscribers that are gone and returns the first `Block` subscriber
+    /// without room, if any: one look at each buffer.
+    fn prune_and_find_full(&mut self) -> Option<Arc<Core<T>>> {
+        let mut full = None;
+        self.subscribers.retain(|c| {
+            let (accepting, blocks) = c.status();
+            if blocks && full.is_none() {
+                full = Some(Arc::clone(c));
+            }
+            accepting
+        });
+        full
     }
 }
 
@@ -240,8 +249,7 @@ impl<T: Clone> Subject<T> {
         if s.closed {
             return Err(TrySendError::Closed(item));
         }
-        s.prune();
-        if s.full_blocker().is_some() {
+        if s.prune_and_find_full().is_some() {
             return Err(TrySendError::Full(item));
         }
         Ok(s.deliver(item))
@@ -312,9 +320,8 @@ impl<T: Clone> Subject<T> {
             cancel(waiter);
             return Poll::Ready(Err(SendError::Closed(item)));
         }
-        s.prune();
         loop {
-            let Some(full) = s.full_blocker().cloned() else {
+            let Some(full) = s.prune_and_find_full() else {
                 break;
             };
             // Register on that buffer in the same critical section that sees it full.
@@ -413,13 +420,7 @@ impl<T: Clone> Sink<T> for Subject<T> {
 
     fn poll_close(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         let this = self.get_mut();
-        match Pin::new(&mut *this).poll_flush(cx) {
-            Poll::Ready(r) => {
-                this.complete();
-                Poll::Ready(r)
-            }
-            Poll::Pending => Poll::Pending,
-        }
+        close_after_flush(Pin::new(&mut *this).poll_flush(cx), || this.complete())
     }
 }
 

@@ -61,10 +61,8 @@ impl<S: Stream, Tm: Timer> Stream for Batch<S, Tm> {
         let mut this = self.project();
         let emit = |items: &mut Vec<S::Item>, deadline: &mut Option<Instant>, meter: &Meter| {
             *deadline = None;
-            meter.add_out(1);
-            meter.set_buffered(0);
             let cap = items.len();
-            Poll::Ready(Some(mem::replace(items, Vec::with_capacity(cap))))
+            meter.emit(Some(mem::replace(items, Vec::with_capacity(cap))), 0)
         };
         if let Some(d) = *this.deadline {
             if this.alarm.now() >= d {

@@ -79,12 +79,7 @@ impl<S: Stream, Tm: Timer> Stream for Debounce<S, Tm> {
             return Poll::Pending;
         }
         *this.deadline = None;
-        let out = this.held.take();
-        this.meter.set_buffered(0);
-        if out.is_some() {
-            this.meter.add_out(1);
-        }
-        Poll::Ready(out)
+        this.meter.emit(this.held.take(), 0)
     }
 }
 

@@ -81,12 +81,7 @@ impl<S: Stream, Tm: Timer> Stream for Sample<S, Tm> {
             }
         }
         if *this.done {
-            let out = this.latest.take();
-            this.meter.set_buffered(0);
-            if out.is_some() {
-                this.meter.add_out(1);
-            }
-            return Poll::Ready(out);
+            return this.meter.emit(this.latest.take(), 0);
         }
         let out = loop {
             if this.alarm.poll_at(cx, tick).is_pending() {
@@ -103,11 +98,7 @@ impl<S: Stream, Tm: Timer> Stream for Sample<S, Tm> {
         };
         *this.tick = Some(tick);
         match out {
-            Some(item) => {
-                this.meter.add_out(1);
-                this.meter.set_buffered(0);
-                Poll::Ready(Some(item))
-            }
+            Some(item) => this.meter.emit(Some(item), 0),
             None => {
                 this.meter.set_buffered(usize::from(this.latest.is_some()));
                 if budget == 0 {

@@ -17,8 +17,8 @@ pin_project! {
     /// The stream of [`ReactiveExt::timeout`](crate::ReactiveExt::timeout).
     ///
     /// Yields `Ok(item)` for each upstream item, and `Err(Elapsed)` each time `period`
-    /// passes, counted from the first poll after the previous item (or error), without
-    /// one. The stream goes on after an error; stop with `take_while` or `?` if a timeout
+    /// passes without one, counted from when the consumer starts waiting (the first poll
+    /// that finds the upstream not ready) after the previous item or error. The stream goes on after an error; stop with `take_while` or `?` if a timeout
     /// should end it (tokio-stream's `timeout`, on any runtime). Meter: `items_in`,
     /// `items_out`, `dropped` counts timeouts.
     #[must_use = "streams do nothing unless polled"]

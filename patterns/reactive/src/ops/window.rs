@@ -109,11 +109,7 @@ where
         }
         // Here a window is full, or the upstream has ended.
         let out = this.open.pop_front().map(|(_, w)| w);
-        this.meter.set_buffered(this.open.len());
-        if out.is_some() {
-            this.meter.add_out(1);
-        }
-        Poll::Ready(out)
+        this.meter.emit(out, this.open.len())
     }
 }
 
@@ -192,11 +188,7 @@ where
         let (length, every) = (*this.length, *this.every);
         let emit = |open: &mut VecDeque<(Instant, Vec<S::Item>)>, meter: &Meter| {
             let out = open.pop_front().map(|(_, w)| w);
-            meter.set_buffered(open.len());
-            if out.is_some() {
-                meter.add_out(1);
-            }
-            Poll::Ready(out)
+            meter.emit(out, open.len())
         };
         let mut budget = BUDGET;
         loop {
