@@ -387,3 +387,47 @@ fn stages_are_send() {
     send(&s);
     let _: Pin<Box<dyn Stream<Item = _> + Send>> = Box::pin(s);
 }
+
+/// Durations too large for an `Instant` (an uncapped backoff, `Duration::MAX`) saturate
+/// instead of panicking.
+#[test]
+fn huge_durations_do_not_panic() {
+    let (tx, rx, timer) = source();
+    let mut s = rx
+        .batch(2, Duration::MAX, timer.clone())
+        .unwrap()
+        .debounce(Duration::MAX, timer.clone())
+        .unwrap()
+        .timeout(Duration::MAX, timer.clone())
+        .unwrap()
+        .throttle(Duration::MAX, timer.clone())
+        .unwrap()
+        .sample(Duration::MAX, timer.clone())
+        .unwrap();
+    tx.try_send(1).unwrap();
+    assert_eq!(poll(&mut s), Poll::Pending);
+    timer.advance(Duration::from_secs(3600));
+    assert_eq!(poll(&mut s), Poll::Pending);
+    let mut windows = stream::pending::<u32>()
+        .time_windows(Duration::MAX, Duration::MAX, timer.clone())
+        .unwrap();
+    assert_eq!(poll(&mut windows), Poll::Pending);
+}
+
+/// After a long pause, tiny time windows are caught up one per poll, never all held at
+/// once.
+#[test]
+fn time_windows_catch_up_in_bounded_memory() {
+    let (tx, rx, timer) = source();
+    let mut s = rx.time_windows(ms(2), ms(1), timer.clone()).unwrap();
+    let meter = s.meter();
+    assert_eq!(poll(&mut s), Poll::Pending);
+    tx.try_send(1).unwrap();
+    assert_eq!(poll(&mut s), Poll::Pending);
+    timer.advance(Duration::from_secs(10)); // 10 000 windows have passed
+    let first = ready(&mut s);
+    assert_eq!(first.len(), 10_000 - 1);
+    assert_eq!(first[0], vec![1]);
+    assert!(first[2..].iter().all(Vec::is_empty));
+    assert!(meter.snapshot().buffered <= 3);
+}

@@ -4,9 +4,17 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::timer::Timer;
+
+/// `t + d`, saturating far in the future instead of panicking when a huge duration
+/// (say `Duration::MAX`, or an uncapped backoff) does not fit in an `Instant`.
+pub(crate) fn after(t: Instant, d: Duration) -> Instant {
+    /// About 30 years: far enough to mean "never" for a timer, and representable.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    t.checked_add(d).or_else(|| t.checked_add(FAR)).unwrap_or(t)
+}
 
 /// A sleep that is re-armed only when needed: a deadline that moves later keeps the
 /// armed sleep and re-arms when it fires early (so `debounce` allocates once per quiet
@@ -23,6 +31,11 @@ impl<Tm: Timer> Alarm<Tm> {
 
     pub(crate) fn now(&self) -> Instant {
         self.timer.now()
+    }
+
+    /// The instant `d` from now (saturating, see [`after`]).
+    pub(crate) fn in_(&self, d: Duration) -> Instant {
+        after(self.timer.now(), d)
     }
 
     /// Ready once the timer reads `deadline` or later; otherwise arranges a wake-up.

@@ -73,7 +73,7 @@ impl<S: Stream, Tm: Timer> Stream for Batch<S, Tm> {
             match this.stream.as_mut().poll_next(cx) {
                 Poll::Ready(Some(item)) => {
                     if this.items.is_empty() {
-                        *this.deadline = Some(this.alarm.now() + *this.period);
+                        *this.deadline = Some(this.alarm.in_(*this.period));
                     }
                     this.items.push(item);
                     this.meter.add_in(1);

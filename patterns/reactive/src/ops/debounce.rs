@@ -63,7 +63,7 @@ impl<S: Stream, Tm: Timer> Stream for Debounce<S, Tm> {
                     if this.held.replace(item).is_some() {
                         this.meter.add_dropped(1);
                     }
-                    *this.deadline = Some(this.alarm.now() + *this.quiet);
+                    *this.deadline = Some(this.alarm.in_(*this.quiet));
                 }
                 Poll::Ready(None) => *this.done = true,
                 Poll::Pending => break,

@@ -138,7 +138,7 @@ where
                                 retry = this.backoff.retries(),
                                 "stream failed; retrying after backoff"
                             );
-                            this.wait = Some(this.alarm.now() + delay);
+                            this.wait = Some(this.alarm.in_(delay));
                         }
                         None => {
                             this.done = true;

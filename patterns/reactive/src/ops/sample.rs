@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::alarm::Alarm;
+use super::alarm::{Alarm, after};
 use crate::metrics::Meter;
 use crate::timer::Timer;
 
@@ -64,7 +64,7 @@ impl<S: Stream, Tm: Timer> Stream for Sample<S, Tm> {
         let period = *this.period;
         let mut tick = match *this.tick {
             Some(t) => t,
-            None => this.alarm.now() + period,
+            None => this.alarm.in_(period),
         };
         let mut budget = BUDGET;
         while !*this.done && budget > 0 {
@@ -91,7 +91,7 @@ impl<S: Stream, Tm: Timer> Stream for Sample<S, Tm> {
             let now = this.alarm.now();
             let behind = now.saturating_duration_since(tick).as_nanos() / period.as_nanos().max(1);
             let skip = u32::try_from(behind + 1).unwrap_or(u32::MAX);
-            tick += period.saturating_mul(skip);
+            tick = after(tick, period.saturating_mul(skip));
             if let Some(item) = this.latest.take() {
                 break Some(item);
             }

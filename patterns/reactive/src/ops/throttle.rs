@@ -61,7 +61,7 @@ impl<S: Stream, Tm: Timer> Stream for Throttle<S, Tm> {
         }
         let r = this.stream.poll_next(cx);
         if let Poll::Ready(Some(_)) = &r {
-            *this.next = Some(this.alarm.now() + *this.period);
+            *this.next = Some(this.alarm.in_(*this.period));
             this.meter.add_in(1);
             this.meter.add_out(1);
         }

@@ -65,7 +65,7 @@ impl<S: Stream, Tm: Timer> Stream for Timeout<S, Tm> {
             Poll::Pending => {
                 let deadline = *this
                     .deadline
-                    .get_or_insert_with(|| this.alarm.now() + *this.period);
+                    .get_or_insert_with(|| this.alarm.in_(*this.period));
                 match this.alarm.poll_at(cx, deadline) {
                     Poll::Ready(()) => {
                         *this.deadline = None;

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_core::{FusedStream, Stream};
 use pin_project_lite::pin_project;
 
-use super::alarm::Alarm;
+use super::alarm::{Alarm, after};
 use crate::metrics::Meter;
 use crate::timer::Timer;
 
@@ -151,6 +151,8 @@ pin_project! {
         every: Duration,
         open: VecDeque<(Instant, Vec<S::Item>)>,
         next_start: Option<Instant>,
+        // How many windows can be open at once: `length / every`, rounded up.
+        max_open: usize,
         alarm: Alarm<Tm>,
         done: bool,
         meter: Meter,
@@ -165,6 +167,8 @@ impl<S: Stream, Tm: Timer> TimeWindows<S, Tm> {
             every,
             open: VecDeque::new(),
             next_start: None,
+            max_open: usize::try_from(length.as_nanos().div_ceil(every.as_nanos().max(1)))
+                .unwrap_or(usize::MAX),
             alarm: Alarm::new(timer),
             done: false,
             meter: Meter::new(),
@@ -197,15 +201,22 @@ where
             }
             let now = this.alarm.now();
             let mut next_start = this.next_start.unwrap_or(now);
-            while next_start <= now {
+            // Open the windows that have started, but never more than can overlap: after a
+            // long pause the front ones are already over, are emitted one per poll, and
+            // the catching up goes on in later polls (memory stays bounded).
+            while next_start <= now && this.open.len() <= *this.max_open {
                 this.open.push_back((next_start, Vec::new()));
-                next_start += every;
+                let following = after(next_start, every);
+                if following <= next_start {
+                    break; // the end of representable time: no further windows
+                }
+                next_start = following;
             }
             *this.next_start = Some(next_start);
             if this
                 .open
                 .front()
-                .is_some_and(|(start, _)| *start + length <= now)
+                .is_some_and(|(start, _)| after(*start, length) <= now)
             {
                 return emit(this.open, this.meter);
             }
@@ -234,7 +245,7 @@ where
             }
             this.meter.set_buffered(this.open.len());
             let next_event = match this.open.front() {
-                Some((start, _)) => (*start + length).min(next_start),
+                Some((start, _)) => after(*start, length).min(next_start),
                 None => next_start,
             };
             if this.alarm.poll_at(cx, next_event).is_pending() {
