@@ -288,7 +288,9 @@ impl<T: Clone> Subject<T> {
     }
 
     /// Broadcasts, blocking the thread until every [`Overflow::Block`] subscriber has
-    /// room. For producers outside an async runtime.
+    /// room. For producers outside an async runtime. While it waits it holds the
+    /// subject's lock, so other sends and new subscriptions wait too (broadcasts are
+    /// serialized in any case).
     ///
     /// # Errors
     ///

@@ -278,3 +278,36 @@ proptest! {
         prop_assert!(got.windows(2).all(|w| w[0] < w[1]));
     }
 }
+
+/// A publisher bridged to a stream under a dropping policy: it is requested without
+/// bound and pushes everything at once; the buffer keeps what its policy keeps and counts
+/// the rest. Under `Error` the stream ends with `Failure::Overflowed`.
+#[test]
+fn publisher_bridge_under_dropping_policies() {
+    use weft_reactive::{Failure, IterPublisher, Publisher};
+    let collect = |policy| {
+        let publisher = IterPublisher::from_values(0..100u64);
+        let s = publisher.subscribe_stream(4, policy).unwrap();
+        let mut items = futures_executor::block_on_stream(s);
+        let got: Vec<_> = items.by_ref().collect();
+        (got, items.into_inner().metrics())
+    };
+    let (got, m) = collect(Overflow::DropOldest);
+    assert_eq!(
+        got.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [96, 97, 98, 99]
+    );
+    assert_eq!((m.items_in, m.items_out, m.dropped), (100, 4, 96));
+    let (got, m) = collect(Overflow::DropNewest);
+    assert_eq!(
+        got.into_iter().map(Result::unwrap).collect::<Vec<_>>(),
+        [0, 1, 2, 3]
+    );
+    assert_eq!(m.items_out + m.dropped, 100);
+    let (got, m) = collect(Overflow::Error);
+    let (ok, err): (Vec<_>, Vec<_>) = got.into_iter().partition(Result::is_ok);
+    assert_eq!(ok.len(), 4);
+    assert_eq!(err, [Err(Failure::Overflowed { capacity: 4 })]);
+    // The refused item is counted; the rest were never produced (the bridge cancelled).
+    assert_eq!((m.items_in, m.dropped), (5, 1));
+}

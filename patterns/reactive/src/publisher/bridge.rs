@@ -123,6 +123,8 @@ impl<T: Send, E: Send> Subscriber<T, E> for BridgeSubscriber<T, E> {
                 self.end(Some(Failure::Unrequested));
             }
             Err(TrySendError::Overflow(_)) => {
+                // The refused item cannot go back to the publisher: count it.
+                tx.core().count_dropped(1);
                 let capacity = tx.capacity();
                 self.end(Some(Failure::Overflowed { capacity }));
             }
