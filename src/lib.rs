@@ -14,6 +14,7 @@
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
+//! | `reactive` | [`reactive`] | `weft-reactive`: backpressured streams: Reactive Streams demand bridged to `futures::Stream`, bounded buffers with overflow policies, multicast with per-subscriber buffers, time operators on any runtime |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
 //! | `workerpool` | [`workerpool`] | `weft-workerpool`: work-stealing thread pool with bounded queues, backpressure policies, dynamic scaling, cancellation, priorities, zero idle cost |
@@ -53,6 +54,10 @@ pub use weft_pool as pool;
 #[doc(inline)]
 pub use weft_ratelimit as ratelimit;
 
+#[cfg(feature = "reactive")]
+#[doc(inline)]
+pub use weft_reactive as reactive;
+
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use weft_sync as sync;
@@ -91,6 +96,9 @@ pub mod book {
     #[cfg(all(feature = "ratelimit", feature = "time"))]
     #[doc = include_str!("../docs/src/ratelimit.md")]
     pub struct Ratelimit;
+    #[cfg(all(feature = "reactive", feature = "time", feature = "tokio"))]
+    #[doc = include_str!("../docs/src/reactive.md")]
+    pub struct Reactive;
     #[cfg(feature = "workerpool")]
     #[doc = include_str!("../docs/src/workerpool.md")]
     pub struct Workerpool;
