@@ -34,8 +34,9 @@ pub(crate) enum Signal {
     Stop,
     /// Stop at once, skipping `stopping`.
     Kill,
-    /// Stop this incarnation for the supervisor (restart or shutdown).
-    Shutdown,
+    /// Stop for shutdown: `None` from the system (always applies), `Some(n)` from a
+    /// supervisor for incarnation `n` only (a later incarnation ignores a stale one).
+    Shutdown(Option<u64>),
     /// A watched actor terminated.
     Terminated(Terminated),
     /// A linked actor terminated.
@@ -201,7 +202,11 @@ pub(crate) async fn catch<T>(mut fut: BoxFuture<'_, T>) -> Result<T, String> {
 
 /// Runs one incarnation of an actor on its mailbox until it stops; returns why.
 /// The mailbox stays open (a supervisor may start the next incarnation on it).
-pub(crate) async fn run_instance<A: Actor>(actor: &mut A, myself: &ActorRef<A>) -> StopReason {
+pub(crate) async fn run_instance<A: Actor>(
+    actor: &mut A,
+    myself: &ActorRef<A>,
+    incarnation: u64,
+) -> StopReason {
     let inner = &myself.inner;
     let mut ctx = Context::new(myself.clone());
     let span = tracing::debug_span!("actor", id = inner.id.0, name = inner.name.as_deref());
@@ -226,7 +231,11 @@ pub(crate) async fn run_instance<A: Actor>(actor: &mut A, myself: &ActorRef<A>) 
                     killed = true;
                     break StopReason::Killed;
                 }
-                Item::Signal(Signal::Shutdown) => break StopReason::Shutdown,
+                Item::Signal(Signal::Shutdown(n)) => {
+                    if n.is_none_or(|n| n == incarnation) {
+                        break StopReason::Shutdown;
+                    }
+                }
                 Item::Signal(Signal::LinkDied(t)) if t.reason.is_abnormal() => {
                     break StopReason::Linked(t.id);
                 }
@@ -336,7 +345,7 @@ pub(crate) fn spawn_task<A: Actor>(
 ) -> tokio::task::JoinHandle<()> {
     let addr = myself.addr();
     tokio::spawn(CURRENT_ACTOR.scope(addr, async move {
-        let reason = run_instance(&mut actor, &myself).await;
+        let reason = run_instance(&mut actor, &myself, 0).await;
         drop(actor);
         finalize(&myself, reason);
     }))

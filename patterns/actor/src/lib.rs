@@ -87,6 +87,7 @@ mod cell;
 mod dead_letter;
 mod error;
 mod mailbox;
+mod supervisor;
 mod system;
 
 pub use actor::{Actor, ActorId, BoxError, Context, Handler, StopReason, Terminated};
@@ -94,6 +95,9 @@ pub use actor_ref::{ActorMetrics, ActorRef, Recipient};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{AskError, Error, SendError};
 pub use mailbox::Overflow;
+pub use supervisor::{
+    ChildSpec, Intensity, Restart, Strategy, Supervisor, SupervisorBuilder, SupervisorRef,
+};
 pub use system::{DEFAULT_CAPACITY, ShutdownMode, SpawnOptions, System, SystemBuilder};
 
 /// The mailbox, exposed for the loom models in `loom-tests/tests/actor.rs` only.

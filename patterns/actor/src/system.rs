@@ -105,7 +105,7 @@ impl<A: Actor> Stoppable for ActorEntry<A> {
         match mode {
             ShutdownMode::Drain => self.actor.drain_and_stop(),
             ShutdownMode::Drop => {
-                self.actor.signal(Signal::Shutdown);
+                self.actor.signal(Signal::Shutdown(None));
             }
         }
     }
@@ -297,7 +297,6 @@ impl System {
         Ok(myself)
     }
 
-    #[allow(dead_code)] // used by the supervisor (next commit)
     pub(crate) fn add_live(&self, id: ActorId, entry: Arc<dyn Stoppable>) {
         self.inner.live.lock().insert(id, entry);
     }
