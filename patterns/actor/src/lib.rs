@@ -87,6 +87,7 @@ mod cell;
 mod dead_letter;
 mod error;
 mod mailbox;
+mod router;
 mod supervisor;
 mod system;
 
@@ -95,6 +96,7 @@ pub use actor_ref::{ActorMetrics, ActorRef, Recipient};
 pub use dead_letter::{DeadLetter, DeadLetterReason, DeadLetters};
 pub use error::{AskError, Error, SendError};
 pub use mailbox::Overflow;
+pub use router::{Router, RouterBuilder, Routing};
 pub use supervisor::{
     ChildSpec, Intensity, Restart, Strategy, Supervisor, SupervisorBuilder, SupervisorRef,
 };
