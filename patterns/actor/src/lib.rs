@@ -152,6 +152,24 @@ pub mod loom_api {
                 Err(PushError::Closed(m)) => Push::Closed(m),
             }
         }
+        /// Waiting push (`Overflow::Wait` semantics).
+        pub async fn push_wait(&self, m: u32) -> Push {
+            use crate::mailbox::{PushError, Pushed};
+            match self.0.push_wait(&mut Some(m)).await {
+                Ok(Pushed::Queued) => Push::Queued,
+                Ok(Pushed::Evicted(o)) => Push::Evicted(o),
+                Ok(Pushed::Rejected(n)) => Push::Rejected(n),
+                Err(PushError::Full(m)) => Push::Full(m),
+                Err(PushError::Closed(m)) => Push::Closed(m),
+            }
+        }
+        /// Waiting receive; `None` once closed and empty.
+        pub async fn recv(&self) -> Option<Recv> {
+            self.0.recv().await.map(|item| match item {
+                crate::mailbox::Item::Signal(s) => Recv::Signal(s),
+                crate::mailbox::Item::Message(m) => Recv::Message(m),
+            })
+        }
         /// Priority push; false once terminated.
         pub fn push_signal(&self, s: u32) -> bool {
             self.0.push_signal(s).is_ok()
