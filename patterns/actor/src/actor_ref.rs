@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::actor::{Actor, ActorId, Handler, StopReason};
 use crate::cell::{
     BoxFuture, CURRENT_ACTOR, Envelope, Inner, MessageEnvelope, Signal, SignalSink, WatchKind,
+    wait_done,
 };
 use crate::dead_letter::DeadLetterReason;
 use crate::error::{AskError, SendError};
@@ -188,10 +189,7 @@ impl<A: Actor> ActorRef<A> {
         } else {
             self.inner.mailbox.try_push(env)
         };
-        self.settle(res).map_err(|e| match e {
-            PushError::Full(env) => SendError::Full(unwrap_msg(env)),
-            PushError::Closed(env) => SendError::Closed(unwrap_msg(env)),
-        })
+        self.settle(res).map_err(send_error)
     }
 
     /// Sends `msg` without waiting: like [`tell`](ActorRef::tell), but a full mailbox
@@ -224,10 +222,7 @@ impl<A: Actor> ActorRef<A> {
         let env: Box<dyn Envelope<A>> =
             Box::new(MessageEnvelope::<M, A::Reply> { msg, reply: None });
         let res = self.inner.mailbox.try_push(env);
-        self.settle(res).map_err(|e| match e {
-            PushError::Full(env) => SendError::Full(unwrap_msg(env)),
-            PushError::Closed(env) => SendError::Closed(unwrap_msg(env)),
-        })
+        self.settle(res).map_err(send_error)
     }
 
     /// Sends the evicted or rejected message of a push to the dead letters.
@@ -357,12 +352,7 @@ impl<A: Actor> ActorRef<A> {
     /// # }
     /// ```
     pub async fn wait(&self) -> StopReason {
-        let mut rx = self.inner.done.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(r) => r.clone().unwrap_or(StopReason::Normal),
-            // The sender lives in `inner`, which we hold: it cannot be dropped.
-            Err(_) => StopReason::Normal,
-        }
+        wait_done(&self.inner.done).await
     }
 
     /// A snapshot of the actor's counters.
@@ -410,6 +400,14 @@ impl<A: Actor> ActorRef<A> {
         Recipient {
             inner: Arc::new(self.clone()),
         }
+    }
+}
+
+/// A failed push as the sender's error, with its message.
+fn send_error<A: Actor, M: 'static>(e: PushError<Box<dyn Envelope<A>>>) -> SendError<M> {
+    match e {
+        PushError::Full(env) => SendError::Full(unwrap_msg(env)),
+        PushError::Closed(env) => SendError::Closed(unwrap_msg(env)),
     }
 }
 

@@ -338,6 +338,16 @@ pub(crate) fn finalize<A: Actor>(myself: &ActorRef<A>, reason: StopReason) {
     inner.done.send_replace(Some(reason));
 }
 
+/// Waits until `done` holds the final reason and returns it.
+pub(crate) async fn wait_done(done: &watch::Sender<Option<StopReason>>) -> StopReason {
+    let mut rx = done.subscribe();
+    match rx.wait_for(Option::is_some).await {
+        Ok(r) => r.clone().unwrap_or(StopReason::Normal),
+        // The sender is borrowed from its owner, so it cannot be dropped meanwhile.
+        Err(_) => StopReason::Normal,
+    }
+}
+
 /// Spawns the task of an unsupervised actor.
 pub(crate) fn spawn_task<A: Actor>(
     mut actor: A,

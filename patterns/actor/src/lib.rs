@@ -136,6 +136,24 @@ pub mod loom_api {
         Message(u32),
     }
 
+    fn push_of(res: Result<crate::mailbox::Pushed<u32>, crate::mailbox::PushError<u32>>) -> Push {
+        use crate::mailbox::{PushError, Pushed};
+        match res {
+            Ok(Pushed::Queued) => Push::Queued,
+            Ok(Pushed::Evicted(o)) => Push::Evicted(o),
+            Ok(Pushed::Rejected(n)) => Push::Rejected(n),
+            Err(PushError::Full(m)) => Push::Full(m),
+            Err(PushError::Closed(m)) => Push::Closed(m),
+        }
+    }
+
+    fn recv_of(item: crate::mailbox::Item<u32, u32>) -> Recv {
+        match item {
+            crate::mailbox::Item::Signal(s) => Recv::Signal(s),
+            crate::mailbox::Item::Message(m) => Recv::Message(m),
+        }
+    }
+
     impl Mailbox {
         /// A mailbox of `capacity` with `overflow`.
         pub fn new(capacity: usize, overflow: Overflow) -> Self {
@@ -143,32 +161,15 @@ pub mod loom_api {
         }
         /// Non-waiting push.
         pub fn try_push(&self, m: u32) -> Push {
-            use crate::mailbox::{PushError, Pushed};
-            match self.0.try_push(m) {
-                Ok(Pushed::Queued) => Push::Queued,
-                Ok(Pushed::Evicted(o)) => Push::Evicted(o),
-                Ok(Pushed::Rejected(n)) => Push::Rejected(n),
-                Err(PushError::Full(m)) => Push::Full(m),
-                Err(PushError::Closed(m)) => Push::Closed(m),
-            }
+            push_of(self.0.try_push(m))
         }
         /// Waiting push (`Overflow::Wait` semantics).
         pub async fn push_wait(&self, m: u32) -> Push {
-            use crate::mailbox::{PushError, Pushed};
-            match self.0.push_wait(&mut Some(m)).await {
-                Ok(Pushed::Queued) => Push::Queued,
-                Ok(Pushed::Evicted(o)) => Push::Evicted(o),
-                Ok(Pushed::Rejected(n)) => Push::Rejected(n),
-                Err(PushError::Full(m)) => Push::Full(m),
-                Err(PushError::Closed(m)) => Push::Closed(m),
-            }
+            push_of(self.0.push_wait(&mut Some(m)).await)
         }
         /// Waiting receive; `None` once closed and empty.
         pub async fn recv(&self) -> Option<Recv> {
-            self.0.recv().await.map(|item| match item {
-                crate::mailbox::Item::Signal(s) => Recv::Signal(s),
-                crate::mailbox::Item::Message(m) => Recv::Message(m),
-            })
+            self.0.recv().await.map(recv_of)
         }
         /// Priority push; false once terminated.
         pub fn push_signal(&self, s: u32) -> bool {
@@ -176,10 +177,7 @@ pub mod loom_api {
         }
         /// Non-waiting receive.
         pub fn try_recv(&self) -> Option<Recv> {
-            self.0.try_recv().map(|item| match item {
-                crate::mailbox::Item::Signal(s) => Recv::Signal(s),
-                crate::mailbox::Item::Message(m) => Recv::Message(m),
-            })
+            self.0.try_recv().map(recv_of)
         }
         /// Close the user lane.
         pub fn close(&self) {

@@ -34,7 +34,7 @@ use weft_sync::atomic::{AtomicU64, Ordering};
 
 use crate::actor::{Actor, ActorId, StopReason};
 use crate::actor_ref::ActorRef;
-use crate::cell::{BoxFuture, CURRENT_ACTOR, Signal, finalize, run_instance};
+use crate::cell::{BoxFuture, CURRENT_ACTOR, Signal, finalize, run_instance, wait_done};
 use crate::error::Error;
 use crate::system::{ShutdownMode, SpawnOptions, Stoppable, System};
 
@@ -183,14 +183,8 @@ impl<A: Actor> ChildHandle for ActorChild<A> {
                     Ok(mut actor) => run_instance(&mut actor, &myself, incarnation).await,
                     Err(panic) => StopReason::Panicked(panic),
                 };
-                let (tx, rx) = oneshot::channel();
-                let sent = events.send(Event::Exited {
-                    index,
-                    reason: reason.clone(),
-                    decision: tx,
-                });
-                match (sent, rx.await) {
-                    (Ok(()), Ok(Decision::Restart)) => {
+                match report_exit(&events, index, &reason).await {
+                    Decision::Restart => {
                         incarnation += 1;
                         // Relaxed: a statistic.
                         myself
@@ -200,7 +194,7 @@ impl<A: Actor> ChildHandle for ActorChild<A> {
                             .fetch_add(1, Ordering::Relaxed);
                         tracing::info!(actor = %myself.id(), incarnation, "child restarted");
                     }
-                    _ => {
+                    Decision::Terminate => {
                         finalize(&myself, reason);
                         return;
                     }
@@ -503,11 +497,7 @@ impl SupervisorRef {
     /// Waits until the supervisor terminated; [`StopReason::Escalated`] when its
     /// restart intensity was exceeded.
     pub async fn wait(&self) -> StopReason {
-        let mut rx = self.shared.done.subscribe();
-        match rx.wait_for(Option::is_some).await {
-            Ok(r) => r.clone().unwrap_or(StopReason::Normal),
-            Err(_) => StopReason::Normal,
-        }
+        wait_done(&self.shared.done).await
     }
 }
 
@@ -583,15 +573,9 @@ impl ChildHandle for NestedChild {
                     Ok(handles) => run_supervisor(&spec, &system, &shared, handles, tx, rx).await,
                     Err(e) => StopReason::Failed(e.to_string()),
                 };
-                let (dtx, drx) = oneshot::channel();
-                let sent = events.send(Event::Exited {
-                    index,
-                    reason: reason.clone(),
-                    decision: dtx,
-                });
-                match (sent, drx.await) {
-                    (Ok(()), Ok(Decision::Restart)) => continue,
-                    _ => {
+                match report_exit(&events, index, &reason).await {
+                    Decision::Restart => continue,
+                    Decision::Terminate => {
                         shared.finish(&system, reason);
                         return;
                     }
@@ -746,15 +730,7 @@ async fn stop_all(
 ) {
     // Exits already waiting: those children end now.
     for event in deferred.drain(..) {
-        if let Event::Exited {
-            index, decision, ..
-        } = event
-        {
-            if let Some(c) = children.get_mut(index) {
-                c.state = State::Dead;
-            }
-            let _ = decision.send(Decision::Terminate);
-        }
+        terminate_exited(children, event);
     }
     for i in (0..children.len()).rev() {
         if children[i].state != State::Running {
@@ -765,15 +741,39 @@ async fn stop_all(
             .stop_instance(children[i].incarnation, mode);
         while children[i].state == State::Running {
             let Some(event) = rx.recv().await else { return };
-            if let Event::Exited {
-                index, decision, ..
-            } = event
-            {
-                if let Some(c) = children.get_mut(index) {
-                    c.state = State::Dead;
-                }
-                let _ = decision.send(Decision::Terminate);
-            }
+            terminate_exited(children, event);
         }
     }
+}
+
+/// Tells the child of an `Exited` event to end for good; ignores other events.
+fn terminate_exited(children: &mut [Child], event: Event) {
+    if let Event::Exited {
+        index, decision, ..
+    } = event
+    {
+        if let Some(c) = children.get_mut(index) {
+            c.state = State::Dead;
+        }
+        let _ = decision.send(Decision::Terminate);
+    }
+}
+
+/// Reports an incarnation's exit to the supervisor and waits for its decision; a
+/// supervisor that is gone counts as `Terminate`.
+async fn report_exit(
+    events: &mpsc::UnboundedSender<Event>,
+    index: usize,
+    reason: &StopReason,
+) -> Decision {
+    let (tx, rx) = oneshot::channel();
+    let event = Event::Exited {
+        index,
+        reason: reason.clone(),
+        decision: tx,
+    };
+    if events.send(event).is_err() {
+        return Decision::Terminate;
+    }
+    rx.await.unwrap_or(Decision::Terminate)
 }
