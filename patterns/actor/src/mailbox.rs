@@ -140,6 +140,11 @@ impl<T, S> Mailbox<T, S> {
         self.state.lock().messages.len()
     }
 
+    /// Whether the user lane is closed (drain or termination under way).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.lock().closed
+    }
+
     /// Pushes without waiting, applying the overflow policy when the lane is full.
     pub(crate) fn try_push(&self, msg: T) -> Result<Pushed<T>, PushError<T>> {
         let mut st = self.state.lock();

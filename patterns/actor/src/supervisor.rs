@@ -131,6 +131,8 @@ enum Event {
     Exited {
         index: usize,
         reason: StopReason,
+        /// The child's mailbox is closed (`drain_and_stop`): restarting is pointless.
+        closed: bool,
         decision: oneshot::Sender<Decision>,
     },
     Stop(ShutdownMode),
@@ -146,6 +148,8 @@ trait ChildStart: Send + Sync {
 /// A prepared child: its stable handle and how to run and stop it.
 trait ChildHandle: Send + Sync {
     fn start(&self, index: usize, events: mpsc::UnboundedSender<Event>);
+    /// Aborts the child's task at once (shutdown deadline passed).
+    fn abort(&self);
     fn stop_instance(&self, incarnation: u64, mode: ShutdownMode);
     fn as_any(&self) -> &(dyn Any + Send + Sync);
 }
@@ -162,6 +166,7 @@ impl<A: Actor> ChildStart for ChildSpec<A> {
         Ok(Box::new(ActorChild {
             actor,
             factory: Arc::clone(&self.factory),
+            task: Mutex::new(None),
         }))
     }
 }
@@ -169,13 +174,14 @@ impl<A: Actor> ChildStart for ChildSpec<A> {
 struct ActorChild<A: Actor> {
     actor: ActorRef<A>,
     factory: Arc<dyn Fn() -> A + Send + Sync>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
 }
 
 impl<A: Actor> ChildHandle for ActorChild<A> {
     fn start(&self, index: usize, events: mpsc::UnboundedSender<Event>) {
         let myself = self.actor.clone();
         let factory = Arc::clone(&self.factory);
-        tokio::spawn(CURRENT_ACTOR.scope(myself.addr(), async move {
+        let task = tokio::spawn(CURRENT_ACTOR.scope(myself.addr(), async move {
             let mut incarnation = 0;
             loop {
                 let built = crate::cell::catch(Box::pin(async { factory() })).await;
@@ -183,7 +189,8 @@ impl<A: Actor> ChildHandle for ActorChild<A> {
                     Ok(mut actor) => run_instance(&mut actor, &myself, incarnation).await,
                     Err(panic) => StopReason::Panicked(panic),
                 };
-                match report_exit(&events, index, &reason).await {
+                let closed = myself.inner.mailbox.is_closed();
+                match report_exit(&events, index, &reason, closed).await {
                     Decision::Restart => {
                         incarnation += 1;
                         // Relaxed: a statistic.
@@ -201,6 +208,14 @@ impl<A: Actor> ChildHandle for ActorChild<A> {
                 }
             }
         }));
+        *self.task.lock() = Some(task.abort_handle());
+    }
+
+    fn abort(&self) {
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+        finalize(&self.actor, StopReason::Killed);
     }
 
     fn stop_instance(&self, incarnation: u64, mode: ShutdownMode) {
@@ -382,6 +397,7 @@ impl SupervisorBuilder {
             shared.id,
             Arc::new(SupervisorEntry {
                 sup: sup.clone(),
+                system: system.clone(),
                 task: task.abort_handle(),
             }),
         );
@@ -412,6 +428,9 @@ impl Shared {
     }
 
     fn finish(&self, system: &System, reason: StopReason) {
+        if self.done.borrow().is_some() {
+            return; // already finished (an abort raced the task's own end)
+        }
         tracing::info!(supervisor = %self.id, reason = %reason, "supervisor stopped");
         *self.control.lock() = None;
         system.forget(self.id);
@@ -480,6 +499,20 @@ impl SupervisorRef {
             .and_then(|(_, h)| h.as_any().downcast_ref::<SupervisorRef>().cloned())
     }
 
+    /// Aborts every child's task (their queues go to the dead letters).
+    fn abort_children(&self) {
+        let children: Vec<Arc<dyn ChildHandle>> = self
+            .shared
+            .children
+            .lock()
+            .iter()
+            .map(|(_, h)| Arc::clone(h))
+            .collect();
+        for child in children {
+            child.abort();
+        }
+    }
+
     /// Restarts performed so far (all children).
     pub fn restarts(&self) -> u64 {
         self.shared.restarts.load(Ordering::Relaxed)
@@ -503,6 +536,7 @@ impl SupervisorRef {
 
 struct SupervisorEntry {
     sup: SupervisorRef,
+    system: System,
     task: tokio::task::AbortHandle,
 }
 
@@ -515,6 +549,8 @@ impl Stoppable for SupervisorEntry {
     }
     fn abort(&self) {
         self.task.abort();
+        self.sup.abort_children();
+        self.sup.shared.finish(&self.system, StopReason::Killed);
     }
 }
 
@@ -540,6 +576,7 @@ impl ChildStart for NestedSpec {
             spec: Arc::clone(&self.spec),
             system: system.clone(),
             first: Mutex::new(Some(first)),
+            task: Mutex::new(None),
             sup: SupervisorRef { shared },
         }))
     }
@@ -547,6 +584,7 @@ impl ChildStart for NestedSpec {
 
 struct NestedChild {
     spec: Arc<SupervisorBuilder>,
+    task: Mutex<Option<tokio::task::AbortHandle>>,
     /// The children of the first incarnation, prepared (and published) up front.
     first: Mutex<Option<Vec<Arc<dyn ChildHandle>>>>,
     system: System,
@@ -561,7 +599,7 @@ impl ChildHandle for NestedChild {
             Arc::clone(&self.sup.shared),
         );
         let mut first = self.first.lock().take();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let (tx, rx) = mpsc::unbounded_channel();
                 *shared.control.lock() = Some(tx.clone());
@@ -573,7 +611,7 @@ impl ChildHandle for NestedChild {
                     Ok(handles) => run_supervisor(&spec, &system, &shared, handles, tx, rx).await,
                     Err(e) => StopReason::Failed(e.to_string()),
                 };
-                match report_exit(&events, index, &reason).await {
+                match report_exit(&events, index, &reason, false).await {
                     Decision::Restart => continue,
                     Decision::Terminate => {
                         shared.finish(&system, reason);
@@ -582,10 +620,19 @@ impl ChildHandle for NestedChild {
                 }
             }
         });
+        *self.task.lock() = Some(task.abort_handle());
     }
 
     fn stop_instance(&self, _incarnation: u64, mode: ShutdownMode) {
         self.sup.stop(mode);
+    }
+
+    fn abort(&self) {
+        if let Some(task) = self.task.lock().take() {
+            task.abort();
+        }
+        self.sup.abort_children();
+        self.sup.shared.finish(&self.system, StopReason::Killed);
     }
 
     fn as_any(&self) -> &(dyn Any + Send + Sync) {
@@ -641,7 +688,7 @@ async fn run_supervisor(
                 None => return StopReason::Shutdown, // every child and controller gone
             },
         };
-        let (index, reason, decision) = match event {
+        let (index, reason, closed, decision) = match event {
             Event::Stop(mode) => {
                 stop_all(&mut children, &mut rx, &mut deferred, mode).await;
                 return StopReason::Shutdown;
@@ -649,15 +696,16 @@ async fn run_supervisor(
             Event::Exited {
                 index,
                 reason,
+                closed,
                 decision,
-            } => (index, reason, decision),
+            } => (index, reason, closed, decision),
         };
         let Some(child) = children.get_mut(index) else {
             let _ = decision.send(Decision::Terminate);
             continue;
         };
         tracing::debug!(supervisor = %shared.id, child = index, reason = %reason, "child exited");
-        if !child.restart.applies(&reason) {
+        if closed || !child.restart.applies(&reason) {
             child.state = State::Dead;
             let _ = decision.send(Decision::Terminate);
             continue;
@@ -765,11 +813,13 @@ async fn report_exit(
     events: &mpsc::UnboundedSender<Event>,
     index: usize,
     reason: &StopReason,
+    closed: bool,
 ) -> Decision {
     let (tx, rx) = oneshot::channel();
     let event = Event::Exited {
         index,
         reason: reason.clone(),
+        closed,
         decision: tx,
     };
     if events.send(event).is_err() {

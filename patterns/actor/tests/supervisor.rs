@@ -26,6 +26,22 @@ impl Actor for Worker {
 struct Inc;
 struct Crash;
 struct Quit;
+struct Fail;
+struct Hang;
+
+impl Handler<Fail> for Worker {
+    type Reply = ();
+    async fn handle(&mut self, _: Fail, ctx: &mut Context<Self>) {
+        ctx.fail("bad state");
+    }
+}
+
+impl Handler<Hang> for Worker {
+    type Reply = ();
+    async fn handle(&mut self, _: Hang, _: &mut Context<Self>) {
+        std::future::pending::<()>().await;
+    }
+}
 
 impl Handler<Inc> for Worker {
     type Reply = u32;
@@ -259,4 +275,68 @@ async fn invalid_supervisors_are_rejected() {
         .spawn(&system)
         .unwrap_err();
     assert_eq!(err, weft_actor::Error::ZeroWindow);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn context_fail_restarts_a_transient_child() {
+    let (system, log) = (System::new(), Log::default());
+    let sup = Supervisor::builder(Strategy::OneForOne)
+        .child(spec("a", &log).restart(Restart::Transient))
+        .spawn(&system)
+        .unwrap();
+    let a = child(&sup, "a");
+    a.ask(Inc, SEC).await.unwrap();
+    a.ask(Fail, SEC).await.unwrap(); // replies, then stops with a failure
+    assert_eq!(
+        a.ask(Inc, SEC).await.unwrap(),
+        1,
+        "restarted with fresh state"
+    );
+    assert_eq!(sup.restarts(), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_drained_child_is_not_restarted_even_if_permanent() {
+    let (system, log) = (System::new(), Log::default());
+    let sup = Supervisor::builder(Strategy::OneForOne)
+        .child(spec("a", &log))
+        .child(spec("b", &log))
+        .spawn(&system)
+        .unwrap();
+    let a = child(&sup, "a");
+    a.try_tell(Inc).unwrap();
+    a.drain_and_stop();
+    assert_eq!(a.wait().await, StopReason::Normal);
+    assert_eq!(sup.restarts(), 0);
+    assert_eq!(child(&sup, "b").ask(Inc, SEC).await.unwrap(), 1);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn system_shutdown_stops_supervised_children_and_aborts_stuck_ones() {
+    let (system, log) = (System::new(), Log::default());
+    let sup = three(Strategy::OneForOne, &log, &system);
+    let (a, b, c) = (child(&sup, "a"), child(&sup, "b"), child(&sup, "c"));
+    b.try_tell(Hang).unwrap();
+    b.try_tell(Inc).unwrap(); // queued behind the hang
+    let err = system
+        .shutdown(ShutdownMode::Drain, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert_eq!(err, weft_actor::Error::ShutdownTimeout(1));
+    assert_eq!(
+        c.wait().await,
+        StopReason::Normal,
+        "c drained and stopped first"
+    );
+    assert_eq!(b.wait().await, StopReason::Killed, "b hung and was aborted");
+    assert_eq!(a.wait().await, StopReason::Killed);
+    assert_eq!(sup.wait().await, StopReason::Killed);
+    assert_eq!(
+        system
+            .dead_letters()
+            .count(weft_actor::DeadLetterReason::Stopped),
+        1,
+        "the Inc queued behind the hang"
+    );
+    assert_eq!(system.live(), 0);
 }
