@@ -410,4 +410,111 @@ mod tests {
         assert!(b.await.unwrap());
         assert_eq!(mb.try_recv(), Some(Item::Message(3)));
     }
+
+    mod prop {
+        use std::collections::VecDeque;
+
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        #[derive(Debug, Clone)]
+        enum Op {
+            Push,
+            Signal,
+            Recv,
+            Close,
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                4 => Just(Op::Push),
+                1 => Just(Op::Signal),
+                3 => Just(Op::Recv),
+                1 => Just(Op::Close),
+            ]
+        }
+
+        fn policy() -> impl Strategy<Value = Overflow> {
+            prop_oneof![
+                Just(Overflow::Wait),
+                Just(Overflow::Fail),
+                Just(Overflow::DropOldest),
+                Just(Overflow::DropNewest),
+            ]
+        }
+
+        proptest! {
+            /// Any sequence of pushes, signals, receives and a close behaves like a
+            /// plain reference model (bounded FIFO lane, priority lane, the policy on a
+            /// full lane), and conserves messages: received + dropped + handed back +
+            /// left at termination == pushed.
+            #[test]
+            fn mailbox_matches_the_reference_model(
+                capacity in 1usize..5,
+                overflow in policy(),
+                ops in proptest::collection::vec(op(), 0..60),
+            ) {
+                let mb: Mailbox<u32, u32> = Mailbox::new(capacity, overflow);
+                let (mut msgs, mut sigs) = (VecDeque::new(), VecDeque::new());
+                let mut closed = false;
+                let (mut next, mut received, mut dropped, mut returned) = (0u32, 0usize, 0usize, 0usize);
+                for op in ops {
+                    match op {
+                        Op::Push => {
+                            next += 1;
+                            let got = mb.try_push(next);
+                            if closed {
+                                prop_assert!(matches!(got, Err(PushError::Closed(m)) if m == next));
+                                returned += 1;
+                            } else if msgs.len() < capacity {
+                                prop_assert!(matches!(got, Ok(Pushed::Queued)));
+                                msgs.push_back(next);
+                            } else {
+                                match overflow {
+                                    Overflow::Wait | Overflow::Fail => {
+                                        prop_assert!(matches!(got, Err(PushError::Full(m)) if m == next));
+                                        returned += 1;
+                                    }
+                                    Overflow::DropNewest => {
+                                        prop_assert!(matches!(got, Ok(Pushed::Rejected(m)) if m == next));
+                                        dropped += 1;
+                                    }
+                                    Overflow::DropOldest => {
+                                        let old = msgs.pop_front();
+                                        prop_assert!(matches!(got, Ok(Pushed::Evicted(m)) if Some(m) == old));
+                                        msgs.push_back(next);
+                                        dropped += 1;
+                                    }
+                                }
+                            }
+                        }
+                        Op::Signal => {
+                            prop_assert!(mb.push_signal(next).is_ok());
+                            sigs.push_back(next);
+                        }
+                        Op::Recv => {
+                            let want = match sigs.pop_front() {
+                                Some(s) => Some(Item::Signal(s)),
+                                None => msgs.pop_front().map(Item::Message),
+                            };
+                            if matches!(want, Some(Item::Message(_))) {
+                                received += 1;
+                            }
+                            prop_assert_eq!(mb.try_recv(), want);
+                        }
+                        Op::Close => {
+                            mb.close();
+                            closed = true;
+                        }
+                    }
+                    prop_assert_eq!(mb.len(), msgs.len());
+                    prop_assert!(mb.len() <= capacity);
+                }
+                let (left, _) = mb.terminate();
+                prop_assert_eq!(&left, &Vec::from(msgs));
+                prop_assert_eq!(received + dropped + returned + left.len(), next as usize);
+            }
+        }
+    }
 }
