@@ -103,6 +103,13 @@ impl<A: Actor> ActorRef<A> {
         Arc::as_ptr(&self.inner) as *const () as usize
     }
 
+    /// Whether this code runs on this actor's own task.
+    fn is_current(&self) -> bool {
+        CURRENT_ACTOR
+            .try_with(|addr| *addr == self.addr())
+            .unwrap_or(false)
+    }
+
     pub(crate) fn sink(&self) -> Arc<dyn SignalSink> {
         self.inner.clone()
     }
@@ -147,7 +154,8 @@ impl<A: Actor> ActorRef<A> {
 
     /// Sends `msg`. Under [`Overflow::Wait`] this waits while the mailbox is full
     /// (backpressure); under the other policies it never waits. Messages from one
-    /// sender are handled in the order sent.
+    /// sender are handled in the order sent. An actor telling itself never waits (it
+    /// would wait for itself): a full mailbox returns [`SendError::Full`].
     ///
     /// # Errors
     ///
@@ -184,7 +192,8 @@ impl<A: Actor> ActorRef<A> {
     {
         let env: Box<dyn Envelope<A>> =
             Box::new(MessageEnvelope::<M, A::Reply> { msg, reply: None });
-        let res = if self.inner.mailbox.overflow() == Overflow::Wait {
+        // An actor telling itself never waits: it would wait for itself to make room.
+        let res = if self.inner.mailbox.overflow() == Overflow::Wait && !self.is_current() {
             self.inner.mailbox.push_wait(&mut Some(env)).await
         } else {
             self.inner.mailbox.try_push(env)

@@ -113,6 +113,10 @@ pub enum Error {
     /// A restart intensity allows zero restarts in a zero-length window; give a window.
     #[error("the restart window must be longer than zero")]
     ZeroWindow,
+    /// Spawning needs a tokio runtime; call it from inside one (`#[tokio::main]`,
+    /// `Runtime::block_on`, a task).
+    #[error("no tokio runtime: spawn actors from inside a tokio runtime")]
+    NoRuntime,
     /// The system is shutting down or shut down; it spawns nothing new.
     #[error("the actor system is shut down; it spawns no new actors")]
     ShutDown,

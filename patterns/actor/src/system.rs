@@ -251,12 +251,12 @@ impl System {
         &self.inner.dead_letters
     }
 
-    /// Spawns `actor` on a tokio task with the default [`SpawnOptions`]. Must be called
-    /// inside a tokio runtime.
+    /// Spawns `actor` on a tokio task with the default [`SpawnOptions`].
     ///
     /// # Errors
     ///
-    /// [`Error::ShutDown`] once [`System::shutdown`] has started.
+    /// [`Error::NoRuntime`] outside a tokio runtime, [`Error::ShutDown`] once
+    /// [`System::shutdown`] has started.
     pub fn spawn<A: Actor>(&self, actor: A) -> Result<ActorRef<A>, Error> {
         self.spawn_with(actor, SpawnOptions::new())
     }
@@ -265,7 +265,8 @@ impl System {
     ///
     /// # Errors
     ///
-    /// [`Error::ZeroCapacity`], [`Error::NameTaken`], [`Error::ShutDown`].
+    /// [`Error::ZeroCapacity`], [`Error::NameTaken`], [`Error::NoRuntime`],
+    /// [`Error::ShutDown`].
     pub fn spawn_with<A: Actor>(
         &self,
         actor: A,
@@ -284,6 +285,9 @@ impl System {
     /// Builds the cell of a new actor and registers its name; spawns nothing.
     pub(crate) fn prepare<A: Actor>(&self, options: &SpawnOptions) -> Result<ActorRef<A>, Error> {
         options.validate()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::NoRuntime);
+        }
         if self.inner.shut_down.load(Ordering::SeqCst) {
             return Err(Error::ShutDown);
         }

@@ -429,3 +429,36 @@ async fn recipient_erases_the_actor_type() {
     assert_eq!(r.id(), rec.id());
     assert_eq!(rec.ask(Seen, SEC).await.unwrap(), vec![(5, 5), (5, 6)]);
 }
+
+/// Tells itself until its own mailbox is full: must get `Full` back, not hang.
+struct Flood;
+impl Actor for Flood {}
+struct Go;
+impl Handler<Go> for Flood {
+    type Reply = usize;
+    async fn handle(&mut self, _: Go, ctx: &mut Context<Self>) -> usize {
+        let me = ctx.myself().clone();
+        let mut queued = 0;
+        while me.tell(Msg(0, 0)).await.is_ok() {
+            queued += 1;
+        }
+        queued
+    }
+}
+impl Handler<Msg> for Flood {
+    type Reply = ();
+    async fn handle(&mut self, _: Msg, _: &mut Context<Self>) {}
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn telling_yourself_into_a_full_mailbox_fails_instead_of_deadlocking() {
+    let system = System::new();
+    let flood = system.spawn_with(Flood, opts(3, Overflow::Wait)).unwrap();
+    assert_eq!(flood.ask(Go, SEC).await.unwrap(), 3);
+}
+
+#[test]
+fn spawning_outside_a_runtime_is_an_error() {
+    let err = System::new().spawn(Recorder::default()).unwrap_err();
+    assert_eq!(err, weft_actor::Error::NoRuntime);
+}
