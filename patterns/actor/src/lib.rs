@@ -21,7 +21,8 @@
 //! - **Clean ask cancellation**: a deadline or a dropped future means the message is
 //!   not handled if it is still queued.
 //! - **Let it crash**: a panic in a handler is caught and becomes a failure its
-//!   supervisor acts on.
+//!   supervisor acts on; supervised children keep their mailbox (and every `ActorRef`
+//!   to them stays valid) across restarts.
 //!
 //! # Example
 //!
@@ -73,6 +74,11 @@
 //!   [`Recipient`] erases the actor type.
 //! - [`System`] ([`SystemBuilder`], [`SpawnOptions`], [`Overflow`]): spawning, the name
 //!   registry, process groups, [`shutdown`](System::shutdown) ([`ShutdownMode`]).
+//! - [`Supervisor`] ([`SupervisorBuilder`], [`ChildSpec`], [`Strategy`], [`Restart`],
+//!   [`Intensity`]) and [`SupervisorRef`]: supervision trees with restart intensity and
+//!   escalation; [`Context::watch`] and [`Context::link`] for monitors and links.
+//! - [`Router`] ([`RouterBuilder`], [`Routing`]): N supervised workers behind one handle,
+//!   round-robin, least-loaded or key-hash routing.
 //! - [`DeadLetters`], [`DeadLetter`], [`DeadLetterReason`].
 //! - [`StopReason`], [`Terminated`], [`ActorId`]; errors [`SendError`], [`AskError`],
 //!   [`Error`].

@@ -331,7 +331,22 @@ impl SupervisorBuilder {
         self
     }
 
-    /// A name, for [`Terminated`](crate::Terminated) signals and logs.
+    /// The restart intensity as an [`Intensity`] value (same as
+    /// [`max_restarts`](SupervisorBuilder::max_restarts)).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use weft_actor::{Intensity, Strategy, Supervisor};
+    /// let strict = Intensity { max_restarts: 1, window: Duration::from_secs(60) };
+    /// let builder = Supervisor::builder(Strategy::OneForAll).intensity(strict);
+    /// # let _ = builder;
+    /// ```
+    pub fn intensity(mut self, intensity: Intensity) -> Self {
+        self.intensity = intensity;
+        self
+    }
+
+    /// A name, for logs.
     pub fn name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into());
         self
