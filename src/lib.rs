@@ -8,6 +8,7 @@
 //!
 //! | feature | module | crate |
 //! |---|---|---|
+//! | `actor` | [`actor`] | `weft-actor`: tokio actors with bounded mailboxes and overflow policies, dead letters, typed tell/ask with deadlines, OTP supervision, registry, routers, graceful shutdown |
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
@@ -29,6 +30,10 @@
 
 #![forbid(unsafe_code)]
 #![doc(test(attr(deny(warnings))))]
+
+#[cfg(feature = "actor")]
+#[doc(inline)]
+pub use weft_actor as actor;
 
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]
@@ -75,6 +80,9 @@ pub use weft_workerpool as workerpool;
 /// Each chapter is gated on the features its snippets use.
 #[cfg(doctest)]
 pub mod book {
+    #[cfg(feature = "actor")]
+    #[doc = include_str!("../docs/src/actor.md")]
+    pub struct Actor;
     #[cfg(feature = "sync")]
     #[doc = include_str!("../docs/src/introduction.md")]
     pub struct Introduction;
