@@ -24,8 +24,12 @@
 // loom model `loom-tests/tests/actor.rs` checks: delivered + dead-lettered + returned
 // == sent.
 //
-// Waiting senders (overflow policy `Wait`) park a waker in `send_waiters`. Every pop of a
-// user message wakes the first waiter and removes it from the list; a woken sender that
+// Waiting senders (overflow policy `Wait`) park a waker in `send_waiters`. A pop of a
+// user message that leaves the lane at half its capacity or less wakes the first waiter
+// and removes it from the list (the lane keeps draining while it holds messages, so it
+// always reaches that mark; waking on every pop made a fast sender and its actor wake
+// each other, across threads, once per message). Wakers are called after the lock is
+// released. A woken sender that
 // finds the lane full again (a newcomer took the slot) re-registers at the front. A
 // waiting send that is dropped after being woken passes the wake-up on to the next
 // waiter, so a cancelled send never strands the others. Closing wakes every waiter.
@@ -34,7 +38,7 @@ use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::task::{Context, Poll, Waker};
 
-use weft_sync::Mutex;
+use weft_sync::{Mutex, MutexGuard};
 
 /// What a mailbox does with a user message when its lane is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -153,7 +157,7 @@ impl<T, S> Mailbox<T, S> {
         }
         if st.messages.len() < self.capacity {
             st.messages.push_back(msg);
-            wake_receiver(&mut st);
+            wake_after_unlock(st);
             return Ok(Pushed::Queued);
         }
         match self.overflow {
@@ -163,7 +167,7 @@ impl<T, S> Mailbox<T, S> {
                 // The lane is full, so there is an oldest message to evict.
                 let evicted = st.messages.pop_front();
                 st.messages.push_back(msg);
-                wake_receiver(&mut st);
+                wake_after_unlock(st);
                 match evicted {
                     Some(old) => Ok(Pushed::Evicted(old)),
                     None => Ok(Pushed::Queued),
@@ -195,7 +199,7 @@ impl<T, S> Mailbox<T, S> {
             if st.messages.len() < self.capacity {
                 guard.deregister(&mut st);
                 st.messages.push_back(m);
-                wake_receiver(&mut st);
+                wake_after_unlock(st);
                 return Poll::Ready(Ok(Pushed::Queued));
             }
             *slot = Some(m);
@@ -212,7 +216,7 @@ impl<T, S> Mailbox<T, S> {
             return Err(signal);
         }
         st.signals.push_back(signal);
-        wake_receiver(&mut st);
+        wake_after_unlock(st);
         Ok(())
     }
 
@@ -221,25 +225,46 @@ impl<T, S> Mailbox<T, S> {
     #[cfg(any(test, loom))]
     pub(crate) fn try_recv(&self) -> Option<Item<T, S>> {
         let mut st = self.state.lock();
-        Self::pop(&mut st)
-    }
-
-    fn pop(st: &mut State<T, S>) -> Option<Item<T, S>> {
-        if let Some(signal) = st.signals.pop_front() {
-            return Some(Item::Signal(signal));
-        }
-        let msg = st.messages.pop_front()?;
-        if let Some((_, waker)) = st.send_waiters.pop_front() {
+        let (item, sender) = self.pop(&mut st);
+        drop(st);
+        if let Some(waker) = sender {
             waker.wake();
         }
-        Some(Item::Message(msg))
+        item
+    }
+
+    /// Takes the next item, and the waker of the sender its slot is for (to be woken
+    /// once the lock is released).
+    ///
+    /// A waiting sender is woken only once the lane is down to half its capacity (or
+    /// less): a fast sender then refills half a lane per wake-up instead of one slot,
+    /// and the sender and the actor stop waking each other (usually across threads) on
+    /// every message. The lane keeps draining while it holds messages, so it always
+    /// reaches the mark; `close` and `terminate` wake every sender.
+    fn pop(&self, st: &mut State<T, S>) -> (Option<Item<T, S>>, Option<Waker>) {
+        if let Some(signal) = st.signals.pop_front() {
+            return (Some(Item::Signal(signal)), None);
+        }
+        let Some(msg) = st.messages.pop_front() else {
+            return (None, None);
+        };
+        let sender = if st.messages.len() <= self.capacity / 2 {
+            st.send_waiters.pop_front().map(|(_, waker)| waker)
+        } else {
+            None
+        };
+        (Some(Item::Message(msg)), sender)
     }
 
     /// Waits for the next item. `None` once the user lane is closed and empty and no
     /// signal is queued.
     pub(crate) fn poll_recv(&self, cx: &mut Context<'_>) -> Poll<Option<Item<T, S>>> {
         let mut st = self.state.lock();
-        if let Some(item) = Self::pop(&mut st) {
+        if let (Some(item), sender) = self.pop(&mut st) {
+            drop(st);
+            if let Some(waker) = sender {
+                waker.wake();
+            }
             return Poll::Ready(Some(item));
         }
         if st.closed {
@@ -288,6 +313,16 @@ impl<T, S> Mailbox<T, S> {
 /// Wakes the consumer if it is waiting.
 fn wake_receiver<T, S>(st: &mut State<T, S>) {
     if let Some(waker) = st.receiver.take() {
+        waker.wake();
+    }
+}
+
+/// Releases the lock, then wakes the consumer if it was waiting: waking under the lock
+/// would let the woken task (on another worker thread) run straight into the held lock.
+fn wake_after_unlock<T, S>(mut st: MutexGuard<'_, State<T, S>>) {
+    let waker = st.receiver.take();
+    drop(st);
+    if let Some(waker) = waker {
         waker.wake();
     }
 }
