@@ -9,6 +9,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
+//! | `cqrs` | [`cqrs`] | `weft-cqrs`: command bus with middleware and per-key ordering, tracking projections with durable checkpoints, read-your-writes, blue/green rebuilds, subscription queries |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
 //! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
@@ -31,6 +32,10 @@
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]
 pub use weft_circuitbreaker as circuitbreaker;
+
+#[cfg(feature = "cqrs")]
+#[doc(inline)]
+pub use weft_cqrs as cqrs;
 
 #[cfg(feature = "lockfree")]
 #[doc(inline)]
