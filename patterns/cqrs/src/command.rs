@@ -393,7 +393,7 @@ impl<L: EventLog> CommandBus<L> {
     ) -> Result<Position, Error> {
         let inner = &*self.inner;
         let decide = async {
-            let guard = inner.locks.lock(key).await;
+            let guard = KeyLocks::lock(&inner.locks, key).await;
             (guard, handler(command).await)
         };
         let (guard, decided) = match inner.timeout {

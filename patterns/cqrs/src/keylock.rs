@@ -173,10 +173,10 @@ impl KeyLocks {
 
     /// Waits for `key` in FIFO order; the guard releases it. Dropping the future while
     /// it waits gives up its place (and passes the key on if it was just granted).
-    pub(crate) async fn lock(self: &Arc<Self>, key: &str) -> KeyGuard {
-        if let Acquire::Queued(ticket) = self.acquire(key) {
+    pub(crate) async fn lock(this: &Arc<Self>, key: &str) -> KeyGuard {
+        if let Acquire::Queued(ticket) = this.acquire(key) {
             let mut waiting = CancelOnDrop {
-                locks: self,
+                locks: this,
                 key,
                 ticket: Some(ticket),
             };
@@ -188,7 +188,7 @@ impl KeyLocks {
             waiting.ticket = None; // granted: the guard below owns the key now
         }
         KeyGuard {
-            locks: Arc::clone(self),
+            locks: Arc::clone(this),
             key: key.to_owned(),
         }
     }
@@ -229,13 +229,13 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn hands_off_in_order_and_cleans_up() {
         let locks = Arc::new(KeyLocks::new(4));
-        let first = locks.lock("k").await;
+        let first = KeyLocks::lock(&locks, "k").await;
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut tasks = Vec::new();
         for i in 0..5 {
             let (locks, order) = (Arc::clone(&locks), Arc::clone(&order));
             tasks.push(tokio::spawn(async move {
-                let _g = locks.lock("k").await;
+                let _g = KeyLocks::lock(&locks, "k").await;
                 order.lock().push(i);
                 tokio::task::yield_now().await;
             }));
@@ -253,22 +253,22 @@ mod tests {
     #[tokio::test(flavor = "current_thread")]
     async fn a_cancelled_waiter_is_skipped_and_a_granted_one_passes_on() {
         let locks = Arc::new(KeyLocks::new(1));
-        let g = locks.lock("k").await;
+        let g = KeyLocks::lock(&locks, "k").await;
         // Cancelled while waiting.
-        let mut fut = Box::pin(locks.lock("k"));
+        let mut fut = Box::pin(KeyLocks::lock(&locks, "k"));
         assert!(futures_poll(&mut fut).is_none());
         drop(fut);
         drop(g);
         assert_eq!(locks.held(), 0);
         // Granted, then dropped before it was polled again.
-        let g = locks.lock("k").await;
-        let mut fut = Box::pin(locks.lock("k"));
+        let g = KeyLocks::lock(&locks, "k").await;
+        let mut fut = Box::pin(KeyLocks::lock(&locks, "k"));
         assert!(futures_poll(&mut fut).is_none());
         drop(g); // hands the key to `fut`
         assert_eq!(locks.held(), 1);
         drop(fut); // passes it on: nobody waits, so the key is free
         assert_eq!(locks.held(), 0);
-        let _g = locks.lock("k").await;
+        let _g = KeyLocks::lock(&locks, "k").await;
     }
 
     fn futures_poll<F: std::future::Future + Unpin>(f: &mut F) -> Option<F::Output> {
