@@ -82,6 +82,9 @@ pub mod book {
     #[cfg(all(feature = "circuitbreaker", feature = "time"))]
     #[doc = include_str!("../docs/src/circuitbreaker.md")]
     pub struct Circuitbreaker;
+    #[cfg(feature = "cqrs")]
+    #[doc = include_str!("../docs/src/cqrs.md")]
+    pub struct Cqrs;
     #[cfg(all(feature = "pool", feature = "time", feature = "tokio"))]
     #[doc = include_str!("../docs/src/pool.md")]
     pub struct Pool;
