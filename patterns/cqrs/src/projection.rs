@@ -29,6 +29,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 use weft_sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use weft_sync::{Arc, Mutex};
+use weft_time::{Backoff, BackoffPolicy, Rng};
 
 use crate::error::SubscriptionError;
 use crate::{
@@ -211,6 +212,7 @@ struct Counters {
     skipped: AtomicU64,
     checkpointed: AtomicU64,
     checkpoint_failures: AtomicU64,
+    read_errors: AtomicU64,
     subscribers_dropped: AtomicU64,
     rebuilds: AtomicU64,
 }
@@ -249,6 +251,9 @@ pub struct ProjectionStatus {
     pub duplicates_skipped: u64,
     /// Checkpoint saves that failed (logged; retried at the next checkpoint).
     pub checkpoint_failures: u64,
+    /// Reads from the event source that failed and were retried (or, the last one,
+    /// stopped the processor once the retry policy gave up).
+    pub read_errors: u64,
     /// Live subscription queries.
     pub subscribers: usize,
     /// Subscribers disconnected because they fell behind.
@@ -267,6 +272,7 @@ pub struct ProjectionBuilder<S: EventSource, P: Projection<Event = S::Event>> {
     store: std::sync::Arc<dyn CheckpointStore>,
     batch_size: usize,
     checkpoint_every: u64,
+    read_retry: Option<BackoffPolicy>,
 }
 
 impl<S: EventSource, P: Projection<Event = S::Event>> fmt::Debug for ProjectionBuilder<S, P> {
@@ -296,6 +302,15 @@ impl<S: EventSource, P: Projection<Event = S::Event>> ProjectionBuilder<S, P> {
     /// one is also saved whenever the processor catches up with the log.
     pub fn checkpoint_every(mut self, events: u64) -> Self {
         self.checkpoint_every = events;
+        self
+    }
+
+    /// How failed reads from the event source are retried before the processor stops
+    /// (default: exponential from 10 ms, doubling up to 5 s, 30 retries: about two
+    /// minutes). Each failure is logged and counted in
+    /// [`ProjectionStatus::read_errors`].
+    pub fn read_retry(mut self, policy: BackoffPolicy) -> Self {
+        self.read_retry = Some(policy);
         self
     }
 
@@ -346,8 +361,18 @@ impl<S: EventSource, P: Projection<Event = S::Event>> ProjectionBuilder<S, P> {
             .counters
             .checkpointed
             .store(position, Ordering::Relaxed);
+        let read_retry = match self.read_retry {
+            Some(policy) => policy,
+            None => Backoff::exponential(Duration::from_millis(10))
+                .max_delay(Duration::from_secs(5))
+                .max_retries(30)
+                .build()
+                .map_err(|e| Error::Config(e.to_string()))?,
+        };
         let (tx, rx) = mpsc::unbounded_channel();
         let processor = Processor {
+            read_retry,
+            rng: Rng::new(),
             shared: Arc::clone(&shared),
             source: self.source,
             store: self.store,
@@ -404,6 +429,7 @@ where
         store: std::sync::Arc::new(MemoryCheckpoints::new()),
         batch_size: 512,
         checkpoint_every: 1024,
+        read_retry: None,
     }
 }
 
@@ -413,6 +439,8 @@ struct Processor<S: EventSource, P: Projection<Event = S::Event>> {
     store: std::sync::Arc<dyn CheckpointStore>,
     batch_size: usize,
     checkpoint_every: u64,
+    read_retry: BackoffPolicy,
+    rng: Rng,
     control: mpsc::UnboundedReceiver<Control<P>>,
 }
 
@@ -442,6 +470,32 @@ impl<S: EventSource, P: Projection<Event = S::Event>> Processor<S, P> {
         self.shared.model.lock().position
     }
 
+    /// Reads a page, retrying failures by the retry policy.
+    async fn read(
+        &mut self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<Recorded<P::Event>>, Error> {
+        let mut retry = 0;
+        loop {
+            match self.source.read(after, limit).await {
+                Ok(page) => return Ok(page),
+                Err(e) => {
+                    self.shared
+                        .counters
+                        .read_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                    let Some(delay) = self.read_retry.delay(retry, &mut self.rng) else {
+                        return Err(e);
+                    };
+                    tracing::warn!(projection = %self.shared.name, error = %e, ?delay, "event source read failed; retrying");
+                    tokio::time::sleep(delay).await;
+                    retry += 1;
+                }
+            }
+        }
+    }
+
     async fn track(&mut self) -> Result<(), Error> {
         let mut head = self.source.watch_head();
         let mut since_checkpoint = 0;
@@ -467,7 +521,7 @@ impl<S: EventSource, P: Projection<Event = S::Event>> Processor<S, P> {
             }
             head.borrow_and_update();
             let from = self.position();
-            let batch = self.source.read(from, self.batch_size).await?;
+            let batch = self.read(from, self.batch_size).await?;
             // Progress is a higher position, not a non-empty page: a source that
             // re-delivers would otherwise keep the loop spinning.
             let mut live_moved = false;
@@ -561,7 +615,7 @@ impl<S: EventSource, P: Projection<Event = S::Event>> Processor<S, P> {
             let limit = usize::try_from(target - g.model.position)
                 .unwrap_or(usize::MAX)
                 .min(self.batch_size);
-            let batch = self.source.read(g.model.position, limit).await?;
+            let batch = self.read(g.model.position, limit).await?;
             let applied = g.model.apply(&batch, &self.shared.counters.skipped);
             self.shared
                 .counters
@@ -804,6 +858,7 @@ impl<P: Projection> ProjectionHandle<P> {
             applied: c.applied.load(Ordering::Relaxed),
             duplicates_skipped: c.skipped.load(Ordering::Relaxed),
             checkpoint_failures: c.checkpoint_failures.load(Ordering::Relaxed),
+            read_errors: c.read_errors.load(Ordering::Relaxed),
             subscribers: self.shared.model.lock().subscribers.len(),
             subscribers_dropped: c.subscribers_dropped.load(Ordering::Relaxed),
             rebuilds: c.rebuilds.load(Ordering::Relaxed),

@@ -404,29 +404,73 @@ async fn the_query_bus_routes_waits_and_subscribes() {
     assert!(sub.try_recv().unwrap().is_none());
 }
 
-/// A source that fails after its first page.
-struct Failing(Arc<MemoryLog<i64>>);
-impl EventSource for Failing {
-    type Event = i64;
-    async fn read(&self, after: Position, limit: usize) -> Result<Vec<Recorded<i64>>, Error> {
-        if after > 0 {
-            return Err(Error::Log("disk on fire".into()));
-        }
-        self.0.read(after, limit).await
-    }
-    fn watch_head(&self) -> watch::Receiver<Position> {
-        self.0.watch_head()
+/// A source whose reads after its first page fail `failures` times (all of them if
+/// `None`).
+struct Failing {
+    log: Arc<MemoryLog<i64>>,
+    failures: Option<u64>,
+    failed: std::sync::atomic::AtomicU64,
+}
+
+impl Failing {
+    fn new(log: &Arc<MemoryLog<i64>>, failures: Option<u64>) -> Arc<Self> {
+        Arc::new(Failing {
+            log: Arc::clone(log),
+            failures,
+            failed: std::sync::atomic::AtomicU64::new(0),
+        })
     }
 }
 
-#[tokio::test(flavor = "current_thread")]
-async fn a_failed_source_stops_the_projection_and_waiters_hear_it() {
+impl EventSource for Failing {
+    type Event = i64;
+    async fn read(&self, after: Position, limit: usize) -> Result<Vec<Recorded<i64>>, Error> {
+        let failed = self.failed.load(std::sync::atomic::Ordering::SeqCst);
+        if after > 0 && self.failures.is_none_or(|f| failed < f) {
+            self.failed
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return Err(Error::Log("disk on fire".into()));
+        }
+        self.log.read(after, limit).await
+    }
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.log.watch_head()
+    }
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn transient_read_failures_are_retried_with_backoff() {
     let log = Arc::new(MemoryLog::new());
-    let p = projection("p", Arc::new(Failing(Arc::clone(&log))), Totals::default())
+    let p = projection("p", Failing::new(&log, Some(3)), Totals::default())
+        .start()
+        .unwrap();
+    log.append("a", vec![1]).await.unwrap();
+    p.wait_for(1, WAIT).await.unwrap();
+    let start = tokio::time::Instant::now();
+    let at = log.append("a", vec![2]).await.unwrap();
+    p.wait_for(at, WAIT).await.unwrap();
+    // Default policy: 10 + 20 + 40 ms of backoff for three failures.
+    assert_eq!(start.elapsed(), Duration::from_millis(70));
+    assert_eq!(p.status().read_errors, 3);
+    assert_eq!(p.status().stopped, None);
+    assert_eq!(p.query(|t| t.per_key["a"].0), 3);
+}
+
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_failed_source_stops_the_projection_once_retries_run_out() {
+    let log = Arc::new(MemoryLog::new());
+    let retry = weft_time::Backoff::constant(Duration::from_millis(5))
+        .max_retries(2)
+        .build()
+        .unwrap();
+    let p = projection("p", Failing::new(&log, None), Totals::default())
+        .read_retry(retry)
         .start()
         .unwrap();
     log.append("a", vec![1]).await.unwrap();
     let err = p.wait_for(5, WAIT).await.unwrap_err();
     assert!(err.to_string().contains("disk on fire"), "{err}");
-    assert!(p.status().stopped.is_some());
+    let s = p.status();
+    assert!(s.stopped.is_some());
+    assert_eq!(s.read_errors, 3, "the first try and two retries");
 }
