@@ -10,6 +10,7 @@
 //! |---|---|---|
 //! | `actor` | [`actor`] | `weft-actor`: tokio actors with bounded mailboxes and overflow policies, dead letters, typed tell/ask with deadlines, OTP supervision, registry, routers, graceful shutdown |
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
+//! | `cqrs` | [`cqrs`] | `weft-cqrs`: command bus with middleware and per-key ordering, tracking projections with durable checkpoints, read-your-writes, blue/green rebuilds, subscription queries |
 //! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
 //! | `lockfree` | [`lockfree`] | `weft-lockfree`: bounded MPMC queue, SPSC ring, Treiber stack, striped counter |
 //! | `mapreduce` | [`mapreduce`] | `weft-mapreduce`: keyed parallel MapReduce with map-side combining, spilling to disk under a memory budget, deterministic mode |
@@ -39,6 +40,9 @@ pub use weft_actor as actor;
 #[doc(inline)]
 pub use weft_circuitbreaker as circuitbreaker;
 
+#[cfg(feature = "cqrs")]
+#[doc(inline)]
+pub use weft_cqrs as cqrs;
 #[cfg(feature = "eventsourcing")]
 #[doc(inline)]
 pub use weft_eventsourcing as eventsourcing;
@@ -98,6 +102,9 @@ pub mod book {
     #[cfg(all(feature = "circuitbreaker", feature = "time"))]
     #[doc = include_str!("../docs/src/circuitbreaker.md")]
     pub struct Circuitbreaker;
+    #[cfg(feature = "cqrs")]
+    #[doc = include_str!("../docs/src/cqrs.md")]
+    pub struct Cqrs;
     #[cfg(all(feature = "pool", feature = "time", feature = "tokio"))]
     #[doc = include_str!("../docs/src/pool.md")]
     pub struct Pool;

@@ -27,3 +27,28 @@ pub(crate) fn two_threads(per_thread: u64, op: &(dyn Fn() -> bool + Sync)) -> Du
     assert_eq!(succeeded, 2 * per_thread);
     elapsed
 }
+
+/// Writes extra measurements (`(workload, implementation, value, unit)`) to
+/// `<target>/criterion/weft-metrics/<pattern>.json`, where `cargo xtask bench-report`
+/// reads them, and prints them.
+pub(crate) fn write_metrics(pattern: &str, rows: &[(&str, &str, f64, &str)]) {
+    let json: Vec<String> = rows
+        .iter()
+        .map(|(w, i, v, u)| {
+            format!(r#"{{"workload":"{w}","implementation":"{i}","value":{v:.3},"unit":"{u}"}}"#)
+        })
+        .collect();
+    let dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"))
+        .join("criterion/weft-metrics");
+    if std::fs::create_dir_all(&dir).is_ok() {
+        let _ = std::fs::write(
+            dir.join(format!("{pattern}.json")),
+            format!("[{}]\n", json.join(",\n")),
+        );
+    }
+    for (w, i, v, u) in rows {
+        println!("{pattern}/{w}/{i}: {v:.3} {u}");
+    }
+}
