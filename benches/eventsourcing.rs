@@ -249,25 +249,12 @@ fn latencies() {
             "appends/s".to_owned(),
         ));
     }
-    let json: Vec<String> = rows
-        .iter()
-        .map(|(w, i, v, u)| {
-            format!(r#"{{"workload":"{w}","implementation":"{i}","value":{v:.1},"unit":"{u}"}}"#)
-        })
-        .collect();
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| std::path::PathBuf::from(t).join("criterion/weft-metrics"))
-        .unwrap_or_else(|| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/weft-metrics")
-        });
-    if !smoke && std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(
-            dir.join("eventsourcing.json"),
-            format!("[{}]\n", json.join(",\n")),
-        );
-    }
-    for (w, i, v, u) in rows {
-        println!("eventsourcing/{w}/{i}: {v:.1} {u}");
+    if !smoke {
+        let rows: Vec<(&str, &str, f64, &str)> = rows
+            .iter()
+            .map(|(w, i, v, u)| (w.as_str(), i.as_str(), *v, u.as_str()))
+            .collect();
+        common::write_metrics("eventsourcing", &rows);
     }
 }
 

@@ -232,26 +232,7 @@ fn memory() {
             &*format!("MB ({} keys held, no cap)", grown.len()),
         ),
     ];
-    let json: Vec<String> = rows
-        .iter()
-        .map(|(w, i, v, u)| {
-            format!(r#"{{"workload":"{w}","implementation":"{i}","value":{v:.1},"unit":"{u}"}}"#)
-        })
-        .collect();
-    let dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/criterion/weft-metrics");
-    let dir = std::env::var_os("CARGO_TARGET_DIR")
-        .map(|t| std::path::PathBuf::from(t).join("criterion/weft-metrics"))
-        .unwrap_or(dir);
-    if std::fs::create_dir_all(&dir).is_ok() {
-        let _ = std::fs::write(
-            dir.join("ratelimit.json"),
-            format!("[{}]\n", json.join(",\n")),
-        );
-    }
-    for (w, i, v, u) in rows {
-        println!("ratelimit/{w}/{i}: {v:.1} {u}");
-    }
+    common::write_metrics("ratelimit", &rows);
 }
 
 fn memory_bench(_: &mut Criterion) {
