@@ -84,6 +84,8 @@
 //! - The log: [`EventSource`], [`EventLog`], [`Recorded`], [`Position`], [`MemoryLog`],
 //!   [`FileLog`].
 //! - Errors: [`Error`], [`SubscriptionError`], [`BoxError`].
+//! - With the `eventsourcing` feature: `StoreLog`, a weft-eventsourcing event store as
+//!   the bus's log and the projections' source, shared with the store's aggregates.
 //!
 //! Time: the command timeout and the read-your-writes deadline run on tokio's timer, so
 //! `tokio::time::pause` drives them in tests.
@@ -95,6 +97,8 @@
 mod checkpoint;
 mod command;
 mod error;
+#[cfg(feature = "eventsourcing")]
+mod es;
 mod file_log;
 mod keylock;
 mod projection;
@@ -106,6 +110,8 @@ pub use command::{
     AuthorizeFn, Command, CommandBus, CommandBusBuilder, CommandInfo, CommandStats, Middleware,
 };
 pub use error::{BoxError, Error, SubscriptionError};
+#[cfg(feature = "eventsourcing")]
+pub use es::StoreLog;
 pub use file_log::FileLog;
 pub use projection::{
     Projection, ProjectionBuilder, ProjectionHandle, ProjectionStatus, Subscription, Update,
