@@ -29,14 +29,6 @@ const N: u64 = 10_000;
 const FANOUT: usize = 100;
 const SEC: Duration = Duration::from_secs(10);
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 // --- weft ------------------------------------------------------------------------
 
 mod ours {
@@ -357,7 +349,7 @@ fn spawn(c: &mut Criterion, rt: &Runtime) {
 }
 
 fn benches(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::two_worker_runtime();
     tell_1to1(c, &rt);
     tell_fanout(c, &rt);
     ask_roundtrip(c, &rt);

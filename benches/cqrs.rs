@@ -25,7 +25,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use tokio::runtime::Runtime;
 use weft::cqrs::{Command, CommandBus, EventLog, MemoryLog, Projection, Recorded, projection};
 
 /// Commands per measured batch.
@@ -65,16 +64,8 @@ impl Projection for Lag {
     }
 }
 
-fn runtime() -> Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
 fn commands(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::two_worker_runtime();
     for keys in [1, 1000] {
         let names: Arc<Vec<String>> = Arc::new((0..keys).map(|k| format!("key-{k}")).collect());
         let mut group = c.benchmark_group(format!(
@@ -114,7 +105,7 @@ fn commands(c: &mut Criterion) {
 }
 
 fn replay(c: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::two_worker_runtime();
     let log = Arc::new(MemoryLog::new());
     rt.block_on(async {
         for batch in 0..REPLAY_EVENTS / 100 {
@@ -157,7 +148,7 @@ fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
 }
 
 fn lag(_: &mut Criterion) {
-    let rt = runtime();
+    let rt = common::two_worker_runtime();
     let mut samples = rt.block_on(async {
         let log = Arc::new(MemoryLog::new());
         let tracker = projection("lag", Arc::clone(&log), Lag::default())

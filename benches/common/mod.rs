@@ -1,4 +1,5 @@
-//! What the benches share: the criterion settings, and the two-thread contention harness.
+//! What the benches share: the criterion settings, the two-thread contention harness,
+//! the async benches' runtime, and the writer of extra metrics.
 
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,16 @@ pub(crate) fn config() -> Criterion {
         .sample_size(30)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
+}
+
+/// The tokio runtime of the async benches: multi-thread, 2 workers (one per core), every
+/// implementation on the same one.
+pub(crate) fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 /// Two threads each run `op` `per_thread` times at once; every run must return `true`.

@@ -287,10 +287,9 @@ impl<T, S> Mailbox<T, S> {
     pub(crate) fn close(&self) {
         let mut st = self.state.lock();
         st.closed = true;
-        for (_, waker) in st.send_waiters.drain(..) {
-            waker.wake();
-        }
-        wake_receiver(&mut st);
+        let senders: Vec<Waker> = st.send_waiters.drain(..).map(|(_, w)| w).collect();
+        wake_after_unlock(st);
+        senders.into_iter().for_each(Waker::wake);
     }
 
     /// Kills the mailbox: both lanes refuse everything from now on. Returns the user
@@ -307,13 +306,6 @@ impl<T, S> Mailbox<T, S> {
             st.messages.drain(..).collect(),
             st.signals.drain(..).collect(),
         )
-    }
-}
-
-/// Wakes the consumer if it is waiting.
-fn wake_receiver<T, S>(st: &mut State<T, S>) {
-    if let Some(waker) = st.receiver.take() {
-        waker.wake();
     }
 }
 

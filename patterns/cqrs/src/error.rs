@@ -139,3 +139,8 @@ pub enum SubscriptionError {
     #[error("the projection stopped; no more updates will come")]
     Closed,
 }
+
+/// An event log's failure as an [`Error::Log`] (for `map_err`).
+pub(crate) fn log_error(e: impl Into<BoxError>) -> Error {
+    Error::Log(e.into())
+}

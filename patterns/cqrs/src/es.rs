@@ -23,6 +23,7 @@ use weft_eventsourcing::{Codec, DomainEvent, EventStore, ExpectedVersion, JsonCo
 use weft_sync::Arc;
 use weft_sync::atomic::{AtomicBool, Ordering};
 
+use crate::error::log_error;
 use crate::{Error, EventLog, EventSource, Position, Recorded};
 
 /// How long the head follower waits for the store at a time: it returns at once when an
@@ -172,7 +173,7 @@ where
             .shared
             .store
             .read_all(after, limit)
-            .map_err(|e| Error::Log(Box::new(e)))?;
+            .map_err(log_error)?;
         records
             .into_iter()
             .map(|r| {
@@ -180,7 +181,7 @@ where
                     .shared
                     .codec
                     .decode::<E>(&r.payload)
-                    .map_err(|e| Error::Log(Box::new(e)))?;
+                    .map_err(log_error)?;
                 Ok(Recorded {
                     position: r.position + 1,
                     key: r.stream_id.to_string(),
@@ -208,11 +209,7 @@ where
         let new = events
             .iter()
             .map(|e| {
-                let payload = self
-                    .shared
-                    .codec
-                    .encode(e)
-                    .map_err(|err| Error::Log(Box::new(err)))?;
+                let payload = self.shared.codec.encode(e).map_err(log_error)?;
                 Ok(NewEvent::new(e.event_type(), e.schema_version(), payload))
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -220,7 +217,7 @@ where
             .shared
             .store
             .append(key, ExpectedVersion::Any, new)
-            .map_err(|e| Error::Log(Box::new(e)))?;
+            .map_err(log_error)?;
         let last = appended.last_position + 1;
         self.shared.advance(last);
         Ok(last)

@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 use weft_sync::Mutex;
 
+use crate::error::log_error;
 use crate::source::page;
 use crate::{Error, EventLog, EventSource, Position, Recorded};
 
@@ -48,10 +49,6 @@ pub struct FileLog<E> {
 struct Inner<E> {
     file: File,
     events: Vec<Recorded<E>>,
-}
-
-fn log_error(e: impl Into<crate::BoxError>) -> Error {
-    Error::Log(e.into())
 }
 
 impl<E: Serialize + DeserializeOwned + Clone + Send + Sync + 'static> FileLog<E> {

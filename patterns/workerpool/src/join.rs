@@ -31,7 +31,7 @@ use weft_sync::UnsafeCell;
 use weft_sync::atomic::{AtomicU8, Ordering};
 
 use crate::ThreadPool;
-use crate::pool::{Inner, JobRef, Task, WorkerCtx};
+use crate::pool::{Inner, JobRef, Priority, Task, WorkerCtx};
 
 /// The job has not finished; its owner is not parked.
 const UNSET: u8 = 0;
@@ -93,9 +93,7 @@ impl Latch {
     }
 }
 
-/// The second half of a `join`, on its owner's stack (aligned so its address has room
-/// for a task's tags).
-#[repr(align(8))]
+/// The second half of a `join` (or an `install`ed closure), on its owner's stack.
 struct StackJob<F, R> {
     f: UnsafeCell<Option<F>>,
     result: UnsafeCell<Option<PanicResult<R>>>,
@@ -326,7 +324,7 @@ impl ThreadPool {
         // so workers do not exit before taking it, and tasks on a stack job are never
         // cancelled (an immediate shutdown puts them back; a worker runs them).
         let job_ref = unsafe { job.as_ref() };
-        Inner::push_counted(&self.inner, Task::stack(job_ref));
+        Inner::push_unbounded(&self.inner, Priority::High, Task::stack(job_ref));
         while !job.latch.probe() {
             job.latch.park(&self.inner);
         }

@@ -160,10 +160,8 @@ unsafe fn exec_boxed<F: FnOnce(Option<&Inner>)>(data: *mut TaskData, inner: Opti
 ///
 /// `data` holds a [`JobRef`] written by [`Task::stack`], and this is its only use.
 unsafe fn exec_stack(data: *mut TaskData, _inner: Option<&Inner>) {
-    // SAFETY: per the contract.
-    let job = unsafe { std::ptr::read(data.cast::<JobRef>()) };
-    // SAFETY: the job's owner keeps it alive until it has run (see `join.rs`).
-    unsafe { (job.exec)(job.job) }
+    // SAFETY: per the contract: `data` holds the reference, and this is its only use.
+    unsafe { std::ptr::read(data.cast::<JobRef>()).execute() }
 }
 
 /// A type-erased pointer to a job on a waiting caller's stack, and how to run it: the
@@ -323,10 +321,10 @@ impl WorkerCtx {
     /// Pushes a fork on this worker's deque and wakes an idle worker to steal it.
     pub(crate) fn push_join(&self, job: JobRef) {
         self.joins.push(job);
-        // Forks are not counted in the gate, but they take part in the sleep protocol:
-        // a sleeper re-checks the deques after announcing itself, and this is the other
-        // half (push, fence, look for sleepers). Without it a fork whose first half
-        // waits for the second could wait forever on a pool with sleeping workers.
+        // A relaxed look for sleepers, without the fence of the submission protocol
+        // (rayon's trade-off, see `join.rs`): a fork that misses a worker falling asleep
+        // at this instant is run by its owner, so only its parallelism is lost. Sleepers
+        // also re-check the deques after announcing themselves.
         if self.inner.sleepers.idle() > 0 {
             self.inner.sleepers.wake_one();
         }
@@ -718,13 +716,6 @@ impl ThreadPool {
         Ok(JobHandle { slot })
     }
 
-    /// Queues a task outside the queue bound (scoped jobs: refusing them could deadlock
-    /// the scope's owner, which waits for them anyway).
-    pub(crate) fn inner_push_unbounded(&self, priority: Priority, task: Task) {
-        self.inner.pending.force();
-        Inner::push(&self.inner, priority, task);
-    }
-
     /// A snapshot of the pool.
     pub fn status(&self) -> Status {
         let i = &*self.inner;
@@ -927,10 +918,11 @@ impl Inner {
         self.pending.is_closed()
     }
 
-    /// Counts and publishes a task outside the queue bound (`install`).
-    pub(crate) fn push_counted(this: &Arc<Inner>, task: Task) {
+    /// Counts and publishes a task outside the queue bound: work whose caller waits for
+    /// it anyway (`install`, a scope's tickets), which refusing could deadlock.
+    pub(crate) fn push_unbounded(this: &Arc<Inner>, priority: Priority, task: Task) {
         this.pending.force();
-        Inner::push(this, Priority::High, task);
+        Inner::push(this, priority, task);
     }
 
     /// Tasks in workers' batches (taken from the queue, not started).

@@ -19,7 +19,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use weft_sync::{Arc, Condvar, Mutex};
 
 use crate::ThreadPool;
-use crate::pool::{Priority, Task};
+use crate::pool::{Inner, Priority, Task};
 
 type ScopedJob = Box<dyn FnOnce() + Send + 'static>;
 
@@ -83,7 +83,8 @@ impl<'scope> Scope<'scope, '_> {
         // The ticket: whoever runs it pops one job (or none, if the owner got there
         // first). Scoped work bypasses the queue bound: refusing it could deadlock the
         // owner, who waits for it anyway.
-        self.pool.inner_push_unbounded(
+        Inner::push_unbounded(
+            &self.pool.inner,
             Priority::Normal,
             Task::new(move |pool| {
                 if pool.is_some() {

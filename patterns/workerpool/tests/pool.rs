@@ -54,6 +54,21 @@ fn one_worker() -> ThreadPool {
         .unwrap()
 }
 
+/// A pool of one worker with a queue of one place, under `policy`, with the worker
+/// occupied (until the returned sender is used) and the queue full.
+fn full_one_worker(policy: Backpressure) -> (ThreadPool, mpsc::Sender<()>) {
+    let pool = ThreadPool::builder()
+        .min_threads(1)
+        .max_threads(1)
+        .queue_capacity(1)
+        .backpressure(policy)
+        .build()
+        .unwrap();
+    let open = occupy(&pool);
+    pool.execute(|| {}).unwrap(); // fills the queue
+    (pool, open)
+}
+
 /// A one-shot gate: jobs block on it until the test opens it.
 fn gate() -> (mpsc::Sender<()>, Arc<Mutex<mpsc::Receiver<()>>>) {
     let (tx, rx) = mpsc::channel();
@@ -131,30 +146,12 @@ fn fail_policy_hands_the_job_back() {
 
 #[test]
 fn block_for_times_out_and_block_waits_for_room() {
-    let pool = Arc::new(
-        ThreadPool::builder()
-            .min_threads(1)
-            .max_threads(1)
-            .queue_capacity(1)
-            .backpressure(Backpressure::BlockFor(Duration::from_millis(20)))
-            .build()
-            .unwrap(),
-    );
-    let open = occupy(&pool);
-    pool.execute(|| {}).unwrap(); // fills the queue
+    let (pool, open) = full_one_worker(Backpressure::BlockFor(Duration::from_millis(20)));
     assert!(matches!(pool.submit(|| 3), Err(SubmitError::Timeout(_))));
     open.send(()).unwrap();
 
     // Block: a submitter waits for room instead of failing.
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .queue_capacity(1)
-        .backpressure(Backpressure::Block)
-        .build()
-        .unwrap();
-    let open2 = occupy(&pool);
-    pool.execute(|| {}).unwrap(); // fills the queue
+    let (pool, open2) = full_one_worker(Backpressure::Block);
     std::thread::scope(|s| {
         let blocked = s.spawn(|| pool.submit(|| 4).map(|h| h.join()));
         // The submitter is blocked until the worker frees a place.
@@ -165,15 +162,7 @@ fn block_for_times_out_and_block_waits_for_room() {
 
 #[test]
 fn caller_runs_when_full() {
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .queue_capacity(1)
-        .backpressure(Backpressure::CallerRuns)
-        .build()
-        .unwrap();
-    let open = occupy(&pool);
-    pool.execute(|| {}).unwrap();
+    let (pool, open) = full_one_worker(Backpressure::CallerRuns);
     let me = std::thread::current().id();
     let ran_on = pool
         .submit(move || std::thread::current().id())
@@ -390,15 +379,7 @@ fn invalid_configuration_is_an_error() {
 
 #[test]
 fn a_blocked_submitter_is_released_by_shutdown() {
-    let pool = ThreadPool::builder()
-        .min_threads(1)
-        .max_threads(1)
-        .queue_capacity(1)
-        .backpressure(Backpressure::Block)
-        .build()
-        .unwrap();
-    let open = occupy(&pool);
-    pool.execute(|| {}).unwrap(); // fills the queue
+    let (pool, open) = full_one_worker(Backpressure::Block);
     std::thread::scope(|s| {
         let blocked = s.spawn(|| pool.submit(|| 9));
         // Shutting down releases the blocked submitter with its job.
