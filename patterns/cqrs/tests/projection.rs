@@ -281,15 +281,22 @@ async fn blue_green_rebuild_swaps_in_a_caught_up_model_and_never_shows_a_partial
     let head = fill(&log, 2000).await;
     totals.wait_for(head, WAIT).await.unwrap();
     // Readers poll while the rebuild runs; writes keep coming.
+    // The reader reports its first blue answer before the rebuild starts, so
+    // the test does not depend on the scheduler running it in time.
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (reading_tx, reading) = tokio::sync::oneshot::channel();
     let reader = tokio::spawn({
         let (totals, stop) = (totals.clone(), Arc::clone(&stop));
         async move {
             let mut seen = (0, 0);
+            let mut reading_tx = Some(reading_tx);
             while !stop.load(std::sync::atomic::Ordering::SeqCst) {
                 let (version, count) = totals.query(|t| (t.version, t.count()));
                 if version == 1 {
                     seen.0 += 1;
+                    if let Some(tx) = reading_tx.take() {
+                        let _ = tx.send(());
+                    }
                 } else {
                     assert!(
                         count >= head,
@@ -311,6 +318,7 @@ async fn blue_green_rebuild_swaps_in_a_caught_up_model_and_never_shows_a_partial
             }
         }
     });
+    reading.await.unwrap();
     let swapped_at = totals.rebuild(Totals::v(2)).await.unwrap();
     assert!(swapped_at >= head);
     writer.await.unwrap();
@@ -318,10 +326,7 @@ async fn blue_green_rebuild_swaps_in_a_caught_up_model_and_never_shows_a_partial
     totals.wait_for(end, WAIT).await.unwrap();
     stop.store(true, std::sync::atomic::Ordering::SeqCst);
     let seen = reader.await.unwrap();
-    assert!(
-        seen.0 > 0,
-        "the blue model served queries during the rebuild"
-    );
+    assert!(seen.0 > 0, "the blue model served queries until the swap");
     let now = totals.query(Totals::clone);
     assert_eq!(now.version, 2);
     let mut replayed = replay(&*log, end).await;
