@@ -5,6 +5,8 @@
 //!
 //! - `actor/tell_1to1`: one task tells one actor `N` increments, then asks for the count
 //!   (so every message is handled inside the iteration);
+//! - `actor/tell_1to1_deep`: the same through mailboxes deep enough never to fill (weft
+//!   at capacity `N`, kameo unbounded), the like-for-like comparison with ractor;
 //! - `actor/tell_fanout100`: one task tells `N` increments spread over 100 actors, then
 //!   asks each for its count;
 //! - `actor/ask_roundtrip`: one ask and its reply;
@@ -135,12 +137,25 @@ mod ractor_impl {
     }
 }
 
-fn tell_1to1(c: &mut Criterion, rt: &Runtime) {
-    let mut g = c.benchmark_group("actor/tell_1to1");
+/// `deep`: mailboxes that never fill during an iteration (weft with capacity `N`, kameo
+/// unbounded, ractor as always), so the workload measures the message path alone, without
+/// the backpressure hand-offs a 64-slot mailbox makes the sender wait for.
+fn tell_1to1(c: &mut Criterion, rt: &Runtime, deep: bool) {
+    let name = if deep {
+        "actor/tell_1to1_deep"
+    } else {
+        "actor/tell_1to1"
+    };
+    let mut g = c.benchmark_group(name);
     g.throughput(Throughput::Elements(N));
 
     let system = weft::actor::System::new();
-    let weft = rt.block_on(async { system.spawn(ours::Counter::default()).unwrap() });
+    let options = weft::actor::SpawnOptions::new().capacity(if deep { N as usize } else { 64 });
+    let weft = rt.block_on(async {
+        system
+            .spawn_with(ours::Counter::default(), options)
+            .unwrap()
+    });
     g.bench_function("weft", |b| {
         b.iter(|| {
             rt.block_on(async {
@@ -154,7 +169,14 @@ fn tell_1to1(c: &mut Criterion, rt: &Runtime) {
 
     let kameo = rt.block_on(async {
         use kameo::actor::Spawn;
-        kameo_impl::Counter::spawn(kameo_impl::Counter(0))
+        if deep {
+            kameo_impl::Counter::spawn_with_mailbox(
+                kameo_impl::Counter(0),
+                kameo::mailbox::unbounded(),
+            )
+        } else {
+            kameo_impl::Counter::spawn(kameo_impl::Counter(0))
+        }
     });
     g.bench_function("kameo", |b| {
         b.iter(|| {
@@ -350,7 +372,8 @@ fn spawn(c: &mut Criterion, rt: &Runtime) {
 
 fn benches(c: &mut Criterion) {
     let rt = common::two_worker_runtime();
-    tell_1to1(c, &rt);
+    tell_1to1(c, &rt, false);
+    tell_1to1(c, &rt, true);
     tell_fanout(c, &rt);
     ask_roundtrip(c, &rt);
     spawn(c, &rt);

@@ -68,7 +68,10 @@ pub struct ActorMetrics {
     pub restarts: u64,
     /// Messages of this actor sent to the dead-letter sink.
     pub dead_letters: u64,
-    /// Sum of handler latencies.
+    /// Sum of handler latencies. A latency runs from the handler's start to its end;
+    /// when the message was already queued as the previous handler ended, it runs from
+    /// that end (so it includes taking the message from the mailbox, tens of
+    /// nanoseconds, and saves a clock read per message).
     pub latency_total: Duration,
     /// Longest handler latency.
     pub latency_max: Duration,
