@@ -219,6 +219,20 @@ impl<J: Journal + ?Sized> Journal for std::sync::Arc<J> {
     }
 }
 
+impl<J: Journal + ?Sized> Journal for Box<J> {
+    fn append(&self, record: Record) -> JournalFuture<'_, ()> {
+        (**self).append(record)
+    }
+
+    fn load<'a>(&'a self, saga_id: &'a str) -> JournalFuture<'a, Vec<Record>> {
+        (**self).load(saga_id)
+    }
+
+    fn in_flight(&self) -> JournalFuture<'_, Vec<String>> {
+        (**self).in_flight()
+    }
+}
+
 /// The records of every instance, indexed by instance: what both provided backends keep
 /// in memory.
 #[derive(Debug, Default)]
