@@ -296,6 +296,29 @@ impl Orchestrator {
     ///
     /// If another task is driving the instance, this waits until that one returns, then
     /// acts on what it left: concurrent calls never drive one instance twice.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use std::sync::atomic::{AtomicBool, Ordering};
+    /// use std::sync::Arc;
+    /// use weft_saga::{MemoryJournal, Orchestrator, Outcome, Saga, SagaState, StepError};
+    ///
+    /// let fixed = Arc::new(AtomicBool::new(false));
+    /// let f = fixed.clone();
+    /// let saga = Saga::<()>::builder("s")
+    ///     .step("a", |_cx| async { Ok::<_, StepError>(()) }, move |_cx, ()| {
+    ///         let ok = f.load(Ordering::SeqCst);
+    ///         async move { if ok { Ok(()) } else { Err(StepError::permanent("broken")) } }
+    ///     })
+    ///     .step("b", |_cx| async { Err::<(), _>(StepError::permanent("no")) }, |_cx, ()| async { Ok(()) })
+    ///     .build()?;
+    /// let orch = Orchestrator::builder(MemoryJournal::new()).register(&saga).build()?;
+    /// assert!(matches!(orch.run(&saga, "i", ()).await?, Outcome::DeadLettered { .. }));
+    /// fixed.store(true, Ordering::SeqCst);
+    /// assert_eq!(orch.resume("i").await?.state(), SagaState::Compensated);
+    /// # Ok(()) }
+    /// ```
     pub async fn resume(&self, saga_id: &str) -> Result<Outcome, Error> {
         let _guard = self.inner.locks.lock(saga_id).await;
         let records = self.inner.journal.load(saga_id).await?;
@@ -310,6 +333,23 @@ impl Orchestrator {
     /// Returns each in-flight instance's id with its outcome, or the error that stopped
     /// it (e.g. [`Error::NotRegistered`] for a definition this orchestrator lacks): no
     /// instance is skipped silently.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use weft_saga::{FileJournal, FsyncPolicy, Orchestrator, Saga, StepError};
+    /// let dir = tempfile::tempdir()?;
+    /// let saga = Saga::<u8>::builder("s")
+    ///     .step("a", |_cx| async { Ok::<_, StepError>(()) }, |_cx, ()| async { Ok(()) })
+    ///     .build()?;
+    /// // At start-up, before taking new work:
+    /// let journal = FileJournal::open(dir.path().join("sagas"), FsyncPolicy::Batch)?;
+    /// let orch = Orchestrator::builder(journal).register(&saga).build()?;
+    /// for (id, result) in orch.recover().await? {
+    ///     println!("{id}: {result:?}");
+    /// }
+    /// # Ok(()) }
+    /// ```
     pub async fn recover(&self) -> Result<Vec<(String, Result<Outcome, Error>)>, Error> {
         let ids = self.inner.journal.in_flight().await?;
         if !ids.is_empty() {
@@ -326,6 +366,22 @@ impl Orchestrator {
 
     /// Marks dead-lettered instance `saga_id` as resolved by hand (`note` says how); it
     /// is then finished. Fails with [`Error::WrongState`] unless it is dead-lettered.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use weft_saga::{MemoryJournal, Orchestrator, Saga, SagaState, StepError};
+    /// let saga = Saga::<()>::builder("s")
+    ///     .step("a", |_cx| async { Ok::<_, StepError>(()) }, |_cx, ()| async { Err(StepError::permanent("gone")) })
+    ///     .step("b", |_cx| async { Err::<(), _>(StepError::permanent("no")) }, |_cx, ()| async { Ok(()) })
+    ///     .build()?;
+    /// let orch = Orchestrator::builder(MemoryJournal::new()).register(&saga).build()?;
+    /// orch.run(&saga, "i", ()).await?;
+    /// orch.resolve("i", "refunded by hand, ticket 123").await?;
+    /// assert_eq!(orch.status("i").await?.state, SagaState::Resolved);
+    /// assert!(orch.in_flight().await?.is_empty());
+    /// # Ok(()) }
+    /// ```
     pub async fn resolve(&self, saga_id: &str, note: &str) -> Result<(), Error> {
         let inner = &self.inner;
         let _guard = inner.locks.lock(saga_id).await;
@@ -355,6 +411,22 @@ impl Orchestrator {
 
     /// A snapshot of instance `saga_id`, folded from its journal: state, steps in
     /// progress, attempts, completed and compensated steps, and the full history.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use weft_saga::{MemoryJournal, Orchestrator, Saga, SagaState, StepError};
+    /// let saga = Saga::<()>::builder("s")
+    ///     .step("a", |_cx| async { Ok::<_, StepError>(()) }, |_cx, ()| async { Ok(()) })
+    ///     .build()?;
+    /// let orch = Orchestrator::builder(MemoryJournal::new()).register(&saga).build()?;
+    /// orch.run(&saga, "i", ()).await?;
+    /// let status = orch.status("i").await?;
+    /// assert_eq!(status.state, SagaState::Completed);
+    /// assert_eq!(status.attempts["a"], 1);
+    /// assert_eq!(status.history.len(), 4); // started, intent, outcome, completed
+    /// # Ok(()) }
+    /// ```
     pub async fn status(&self, saga_id: &str) -> Result<SagaStatus, Error> {
         let records = self.inner.journal.load(saga_id).await?;
         let replay = Replay::fold(saga_id, &records, None)?;
@@ -553,6 +625,7 @@ impl Drive<'_> {
                         &snapshot,
                         replay.failures.get(name).copied().unwrap_or(0),
                         replay.attempts.get(name).copied().unwrap_or(0),
+                        replay.open.contains(name),
                     )
                 }))
                 .await;
@@ -598,13 +671,20 @@ impl Drive<'_> {
     }
 
     /// Runs step `i`'s action until it succeeds or gives up. `failures` and `attempt`:
-    /// what the journal already shows.
+    /// what the journal already shows; `in_doubt`: the journal shows an attempt started
+    /// with no outcome (a crash), which may have applied.
+    ///
+    /// An in-doubt step gets one attempt even past the saga's deadline (bounded by its
+    /// own timeout only): its participant deduplicates by key, so the re-run only finds
+    /// out whether the effect happened, and the saga then knows whether to compensate
+    /// it. Giving it up unseen could leave an applied effect uncompensated.
     async fn run_step(
         &self,
         i: usize,
         outputs: &Arc<BTreeMap<String, Value>>,
         mut failures: u32,
         mut attempt: u32,
+        mut in_doubt: bool,
     ) -> Result<StepEnd, Error> {
         let step = &self.def.steps[i];
         let policy = step.retry.unwrap_or(self.def.retry);
@@ -612,7 +692,12 @@ impl Drive<'_> {
         let clock = &*self.inner.clock;
         let mut rng = Rng::new();
         loop {
-            if self.deadline.is_some_and(|d| d.is_expired(clock)) {
+            let deadline = if std::mem::take(&mut in_doubt) {
+                None
+            } else {
+                self.deadline
+            };
+            if deadline.is_some_and(|d| d.is_expired(clock)) {
                 let error = "the saga's deadline passed before the step could run".to_owned();
                 self.append(Event::StepFailed {
                     step: step.name.clone(),
@@ -633,7 +718,7 @@ impl Drive<'_> {
             bump(&self.inner.counters.step_attempts);
             tracing::debug!(step = %step.name, attempt, "step attempt");
             let fut = (step.action)(self.ctx(&step.name, key.clone(), attempt, outputs));
-            let saga_left = self.deadline.map(|d| d.remaining(clock));
+            let saga_left = deadline.map(|d| d.remaining(clock));
             let limit = match (step.timeout, saga_left) {
                 (Some(t), Some(s)) => Some(t.min(s)),
                 (t, s) => t.or(s),

@@ -840,3 +840,41 @@ async fn definitions_and_ids_are_validated() {
         Err(Error::IdInUse { .. })
     ));
 }
+
+#[tokio::test]
+async fn an_in_doubt_step_past_the_deadline_is_rerun_once_so_its_effect_is_compensated() {
+    // A crash left `a` in doubt; the saga's deadline passed while the process was down
+    // (it started at the Unix epoch). The re-run (same key) finds out `a` applied, so
+    // the saga compensates it instead of forgetting it; `b` never starts.
+    let journal = Arc::new(MemoryJournal::new());
+    for e in [
+        Event::SagaStarted {
+            saga: "s".into(),
+            input: 0.into(),
+        },
+        Event::StepStarted {
+            step: "a".into(),
+            attempt: 1,
+            key: "i/a".into(),
+        },
+    ] {
+        journal.append(Record::new("i", 0, e)).await.unwrap();
+    }
+    let log = Log::default();
+    let b = logged(Saga::builder("s"), "a", &log, false);
+    let saga = logged(b, "b", &log, false)
+        .deadline(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let orch = Orchestrator::builder(Arc::clone(&journal))
+        .register(&saga)
+        .build()
+        .unwrap();
+    let recovered = orch.recover().await.unwrap();
+    let outcome = recovered[0].1.as_ref().unwrap();
+    assert!(
+        matches!(outcome, Outcome::Compensated { failed_step, reason } if failed_step == "b" && reason.contains("deadline")),
+        "{outcome:?}"
+    );
+    assert_eq!(log.all(), ["do:a", "undo:a"]);
+}
