@@ -647,8 +647,32 @@ async fn concurrent_events_on_one_instance_are_processed_one_at_a_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_resumes_of_a_dead_lettered_saga_compensate_once() {
+    // `b`'s compensation fails permanently once (dead letter), then takes a while to
+    // succeed: four resumes at once must neither overlap in it nor repeat it.
     let log = Log::default();
-    let saga = failing_compensation(&log, 1, 0);
+    let first = Arc::new(AtomicU32::new(0));
+    let inside = Arc::new(AtomicU32::new(0));
+    let b = logged(Saga::builder("s"), "a", &log, false);
+    let l = log.clone();
+    let b = b.step(
+        "b",
+        |_cx| async { Ok::<_, StepError>(()) },
+        move |_cx, ()| {
+            let (first, inside, l) = (Arc::clone(&first), Arc::clone(&inside), l.clone());
+            async move {
+                if first.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return Err(StepError::permanent("refunds down"));
+                }
+                assert_eq!(inside.fetch_add(1, Ordering::SeqCst), 0, "two drivers");
+                // Hold the compensation open so that racing resumes would overlap.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                inside.fetch_sub(1, Ordering::SeqCst);
+                l.push("undo:b".into());
+                Ok(())
+            }
+        },
+    );
+    let saga = logged(b, "c", &log, true).build().unwrap();
     let orch = orchestrator(&saga);
     assert_eq!(
         orch.run(&saga, "i", 0).await.unwrap().state(),
@@ -877,4 +901,53 @@ async fn an_in_doubt_step_past_the_deadline_is_rerun_once_so_its_effect_is_compe
         "{outcome:?}"
     );
     assert_eq!(log.all(), ["do:a", "undo:a"]);
+}
+
+#[tokio::test]
+async fn the_deadline_is_read_through_the_orchestrators_clock() {
+    // A manual clock: the first step "takes" 10 s of it; the 5 s deadline has passed
+    // when the second would start, so it never does and the first is compensated.
+    let clock = weft_time::ManualClock::new();
+    let c = clock.clone();
+    let log = Log::default();
+    let l = log.clone();
+    let b = Saga::<u32>::builder("s").step(
+        "slow",
+        move |_cx| {
+            c.advance(Duration::from_secs(10));
+            let l = l.clone();
+            async move {
+                l.push("do:slow".into());
+                Ok::<_, StepError>(())
+            }
+        },
+        {
+            let l = log.clone();
+            move |_cx, ()| {
+                let l = l.clone();
+                async move {
+                    l.push("undo:slow".into());
+                    Ok(())
+                }
+            }
+        },
+    );
+    let saga = logged(b, "next", &log, false)
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let orch = Orchestrator::builder(MemoryJournal::new())
+        .clock(clock.clone())
+        .register(&saga)
+        .build()
+        .unwrap();
+    let outcome = orch.run(&saga, "i", 0).await.unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Compensated { failed_step, .. } if failed_step == "next"),
+        "{outcome:?}"
+    );
+    assert_eq!(log.all(), ["do:slow", "undo:slow"]);
+    // The journal's timestamps come from the same clock.
+    let history = orch.status("i").await.unwrap().history;
+    assert!(history.last().unwrap().at_ms - history[0].at_ms >= 10_000);
 }
