@@ -82,6 +82,11 @@ pub enum FsyncPolicy {
 /// memory both grow with the number of records; start a new journal file per period
 /// once old sagas are finished if that matters.
 ///
+/// One process at a time: two processes appending to one file would interleave their
+/// frames (nothing locks the file across processes). Under `tokio::time::pause`, prefer
+/// [`MemoryJournal`](crate::MemoryJournal): while a sync runs on the blocking pool the
+/// runtime looks idle and the paused clock jumps ahead to the next timer.
+///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), weft_saga::Error> {
