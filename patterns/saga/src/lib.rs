@@ -81,7 +81,7 @@
 //!   [`Outcome`]s with the steps' [`Outputs`].
 //! - Observing: [`SagaStatus`] with its [`SagaState`], [`Metrics`].
 //! - Durability: the [`Journal`] trait of [`Record`]s of [`Event`]s, [`MemoryJournal`],
-//!   [`FileJournal`] with its [`FsyncPolicy`].
+//!   [`FileJournal`] with its [`FsyncPolicy`] and [`FileJournalStats`].
 //! - [`Error`]: what the orchestrator or the journal could not do.
 
 #![forbid(unsafe_code)]

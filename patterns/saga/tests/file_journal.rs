@@ -145,6 +145,10 @@ async fn group_commit_acknowledges_every_record_of_concurrent_appenders() {
         t.await.unwrap();
     }
     assert_eq!(j.len(), 8 * 26);
+    let stats = j.stats();
+    assert_eq!(stats.records, 8 * 26);
+    assert_eq!(stats.syncs, stats.writes, "one sync per flushed batch");
+    assert!(stats.syncs <= stats.records);
     drop(j);
     let j = FileJournal::open(&path, FsyncPolicy::Batch).unwrap();
     assert_eq!(j.len(), 8 * 26);
@@ -173,6 +177,48 @@ async fn appends_work_outside_a_multi_thread_runtime_too() {
         j.append(intent("a", &format!("{k}"))).await.unwrap();
     }
     assert_eq!(j.len(), 10);
+    assert_eq!(j.stats().syncs, 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn group_commit_shares_syncs_and_every_record_does_not() {
+    // Appenders that each wait for their previous record: with `Batch`, the records of
+    // the others queue while a sync runs and share the next one; `EveryRecord` syncs
+    // each on its own; `Never` never syncs.
+    for policy in [
+        FsyncPolicy::Batch,
+        FsyncPolicy::EveryRecord,
+        FsyncPolicy::Never,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Arc::new(FileJournal::open(dir.path().join("j"), policy).unwrap());
+        let tasks: Vec<_> = (0..16)
+            .map(|t| {
+                let j = Arc::clone(&j);
+                tokio::spawn(async move {
+                    for k in 0..20 {
+                        j.append(intent(&format!("s{t}"), &format!("x{k}")))
+                            .await
+                            .unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let stats = j.stats();
+        assert_eq!(stats.records, 320, "{policy:?}");
+        match policy {
+            FsyncPolicy::Never => assert_eq!(stats.syncs, 0),
+            FsyncPolicy::EveryRecord => assert_eq!(stats.syncs, 320),
+            _ => assert!(
+                stats.syncs < stats.records,
+                "{policy:?}: {stats:?}, no batch formed"
+            ),
+        }
+        println!("{policy:?}: {stats:?}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,7 @@ use std::sync::Arc;
 
 use tokio::sync::oneshot;
 use weft_sync::Mutex;
+use weft_sync::atomic::{AtomicU64, Ordering};
 
 use super::{Index, Journal, JournalFuture, Record};
 use crate::Error;
@@ -113,6 +114,26 @@ struct Shared {
     file: Mutex<File>,
     queue: Mutex<Queue>,
     index: Mutex<Index>,
+    /// Counters for [`FileJournal::stats`] (`Relaxed`: they order nothing).
+    writes: AtomicU64,
+    syncs: AtomicU64,
+    records: AtomicU64,
+}
+
+/// What a [`FileJournal`] has done since it was opened: a cheap snapshot from
+/// [`FileJournal::stats`].
+///
+/// With [`FsyncPolicy::Batch`] and concurrent sagas, `records / syncs` is the average
+/// group-commit batch.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FileJournalStats {
+    /// Records appended (acknowledged).
+    pub records: u64,
+    /// `write` calls (one per flushed batch).
+    pub writes: u64,
+    /// `fdatasync` calls.
+    pub syncs: u64,
 }
 
 #[derive(Debug, Default)]
@@ -168,6 +189,9 @@ impl FileJournal {
                 file: Mutex::new(file),
                 queue: Mutex::new(Queue::default()),
                 index: Mutex::new(index),
+                writes: AtomicU64::new(0),
+                syncs: AtomicU64::new(0),
+                records: AtomicU64::new(0),
             }),
         })
     }
@@ -195,7 +219,30 @@ impl FileJournal {
     /// Syncs the file now (what [`FsyncPolicy::Never`] leaves to the caller).
     pub fn sync(&self) -> Result<(), Error> {
         self.shared.file.lock().sync_data()?;
+        self.shared.syncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Records, writes and syncs since the journal was opened.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use weft_saga::{Event, FileJournal, FsyncPolicy, Journal, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let j = FileJournal::open(dir.path().join("j"), FsyncPolicy::EveryRecord)?;
+    /// j.append(Record::new("t", 0, Event::SagaCompleted)).await?;
+    /// let stats = j.stats();
+    /// assert_eq!((stats.records, stats.syncs), (1, 1));
+    /// # Ok(()) }
+    /// ```
+    pub fn stats(&self) -> FileJournalStats {
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FileJournalStats {
+            records: get(&self.shared.records),
+            writes: get(&self.shared.writes),
+            syncs: get(&self.shared.syncs),
+        }
     }
 }
 
@@ -220,13 +267,19 @@ impl Shared {
             }
             let written: io::Result<()> = {
                 let mut file = self.file.lock();
+                self.writes.fetch_add(1, Ordering::Relaxed);
                 file.write_all(&bytes).and_then(|()| match self.policy {
                     FsyncPolicy::Never => Ok(()),
-                    _ => file.sync_data(),
+                    _ => {
+                        self.syncs.fetch_add(1, Ordering::Relaxed);
+                        file.sync_data()
+                    }
                 })
             };
             match written {
                 Ok(()) => {
+                    self.records
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
                     let mut dones = Vec::with_capacity(batch.len());
                     {
                         let mut index = self.index.lock();

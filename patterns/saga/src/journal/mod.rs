@@ -19,7 +19,7 @@ use crate::Error;
 
 mod file;
 
-pub use file::{FileJournal, FsyncPolicy};
+pub use file::{FileJournal, FileJournalStats, FsyncPolicy};
 
 /// The future a [`Journal`] method returns.
 pub type JournalFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, Error>> + Send + 'a>>;
