@@ -99,6 +99,9 @@ mod state;
 pub(crate) use definition::Definition;
 pub use definition::{GroupBuilder, Saga, SagaBuilder, StepCtx};
 pub use error::{Error, StepError};
-pub use journal::{Event, FileJournal, FsyncPolicy, Journal, JournalFuture, MemoryJournal, Record};
+pub use journal::{
+    Event, FileJournal, FileJournalStats, FsyncPolicy, Journal, JournalFuture, MemoryJournal,
+    Record,
+};
 pub use orchestrator::{Metrics, Orchestrator, OrchestratorBuilder};
 pub use state::{Outcome, Outputs, SagaState, SagaStatus};
