@@ -453,8 +453,8 @@ impl<I: Serialize + DeserializeOwned + Send + Sync + 'static> SagaBuilder<I> {
     }
 
     /// A time limit on each attempt of the step (or of each member of the group) added
-    /// last. A timed-out attempt is a failed attempt (retried per the policy); its
-    /// future is dropped.
+    /// last, and on each attempt of its compensation. A timed-out attempt is a failed
+    /// attempt (retried per the policy); its future is dropped.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         match self.units.last() {
             Some(unit) => {
@@ -597,7 +597,7 @@ impl<I: Serialize + DeserializeOwned + Send + Sync + 'static> GroupBuilder<I> {
         self
     }
 
-    /// The per-attempt timeout of the member added last.
+    /// The per-attempt timeout of the member added last (actions and compensations).
     pub fn timeout(mut self, timeout: Duration) -> Self {
         match self.steps.last_mut() {
             Some(s) if !timeout.is_zero() => s.timeout = Some(timeout),

@@ -617,7 +617,7 @@ impl Drive<'_> {
                 })
                 .collect();
             if !todo.is_empty() {
-                let snapshot = Arc::new(replay.outputs.clone());
+                let snapshot = Arc::clone(&replay.outputs);
                 let ends = join_all(todo.iter().map(|&i| {
                     let name = &self.def.steps[i].name;
                     self.run_step(
@@ -629,13 +629,14 @@ impl Drive<'_> {
                     )
                 }))
                 .await;
+                drop(snapshot); // so that the inserts below do not copy the map
                 let mut journal_error = None;
                 for (&i, end) in todo.iter().zip(ends) {
                     let name = self.def.steps[i].name.clone();
                     match end {
                         Ok(StepEnd::Done(v)) => {
                             replay.completed_order.push(name.clone());
-                            replay.outputs.insert(name, v);
+                            Arc::make_mut(&mut replay.outputs).insert(name, v);
                         }
                         Ok(StepEnd::GaveUp(reason)) => {
                             replay.given_up.insert(name, reason);
@@ -667,7 +668,9 @@ impl Drive<'_> {
         self.append(Event::SagaCompleted).await?;
         bump(&self.inner.counters.completed);
         tracing::info!("saga completed");
-        Ok(Outcome::Completed(Outputs(replay.outputs)))
+        Ok(Outcome::Completed(Outputs(Arc::unwrap_or_clone(
+            replay.outputs,
+        ))))
     }
 
     /// Runs step `i`'s action until it succeeds or gives up. `failures` and `attempt`:
@@ -788,7 +791,7 @@ impl Drive<'_> {
             if todo.is_empty() {
                 continue;
             }
-            let snapshot = Arc::new(replay.outputs.clone());
+            let snapshot = Arc::clone(&replay.outputs);
             let ends = join_all(todo.iter().map(|&i| {
                 let name = &self.def.steps[i].name;
                 self.compensate_step(

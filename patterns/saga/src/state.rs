@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -180,8 +181,9 @@ pub(crate) struct Replay {
     pub(crate) input: Value,
     pub(crate) started_at_ms: u64,
     pub(crate) phase: Phase,
-    /// Completed steps' outputs.
-    pub(crate) outputs: BTreeMap<String, Value>,
+    /// Completed steps' outputs (shared with the running steps' contexts, copied on
+    /// write only if a context outlives its step).
+    pub(crate) outputs: Arc<BTreeMap<String, Value>>,
     pub(crate) completed_order: Vec<String>,
     /// Failed action attempts per step (the retry budget used).
     pub(crate) failures: HashMap<String, u32>,
@@ -225,7 +227,7 @@ impl Replay {
             input: input.clone(),
             started_at_ms: first.at_ms,
             phase: Phase::Forward,
-            outputs: BTreeMap::new(),
+            outputs: Arc::new(BTreeMap::new()),
             completed_order: Vec::new(),
             failures: HashMap::new(),
             attempts: BTreeMap::new(),
@@ -255,7 +257,10 @@ impl Replay {
                 Event::StepCompleted { step, output } => {
                     known(step)?;
                     r.close_step(step);
-                    if r.outputs.insert(step.clone(), output.clone()).is_none() {
+                    if Arc::make_mut(&mut r.outputs)
+                        .insert(step.clone(), output.clone())
+                        .is_none()
+                    {
                         r.completed_order.push(step.clone());
                     }
                 }
@@ -296,7 +301,7 @@ impl Replay {
                     *r.comp_failures.entry(step.clone()).or_default() += 1;
                 }
                 Event::SagaCompleted => {
-                    r.phase = Phase::Finished(Outcome::Completed(Outputs(r.outputs.clone())));
+                    r.phase = Phase::Finished(Outcome::Completed(Outputs((*r.outputs).clone())));
                 }
                 Event::SagaCompensated => {
                     let (failed_step, reason) = r.failure.clone().unwrap_or_default();
