@@ -1,7 +1,11 @@
-//! Property: for any saga shape (sequential steps and parallel groups) and any pattern
-//! of transient and permanent failures, the saga completes iff no step gave up, and
-//! otherwise exactly the completed steps are compensated, once each, unit by unit in
-//! the reverse of the order they ran; the journal's status says the same.
+//! Properties, for any saga shape (sequential steps and parallel groups) and any
+//! pattern of transient and permanent failures:
+//!
+//! - the saga completes iff no step gave up, and otherwise exactly the completed steps
+//!   are compensated, once each, unit by unit in the reverse of the order they ran; the
+//!   journal's status says the same;
+//! - recovering from any prefix of the journal (a crash after any record) ends
+//!   completed or fully compensated and calls nothing the prefix shows done.
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -157,5 +161,172 @@ proptest! {
         }
         let completed_in_status: BTreeSet<String> = status.completed.iter().cloned().collect();
         prop_assert_eq!(completed_in_status, done.iter().map(|e| e.1.clone()).collect::<BTreeSet<_>>());
+    }
+}
+
+/// A participant that deduplicates by idempotency key: `calls` counts every call,
+/// `applied` holds the keys whose effect happened.
+#[derive(Debug, Default, Clone)]
+struct Dedup(Arc<Mutex<(Vec<String>, BTreeSet<String>)>>);
+
+impl Dedup {
+    /// Records a call of `key`; whether its effect had already been applied (then the
+    /// participant answers with the stored success, whatever this attempt would do).
+    fn seen(&self, key: &str) -> bool {
+        let mut g = self.0.lock().unwrap();
+        g.0.push(key.to_owned());
+        g.1.contains(key)
+    }
+
+    fn apply(&self, key: &str) {
+        self.0.lock().unwrap().1.insert(key.to_owned());
+    }
+}
+
+fn dedup_saga(shape: &Shape, p: &Dedup) -> Saga<u32> {
+    let mut b = Saga::builder("p").default_retry(
+        Backoff::constant(Duration::from_millis(10))
+            .max_retries(1)
+            .build()
+            .unwrap(),
+    );
+    for (u, unit) in shape.iter().enumerate() {
+        let step = |m: usize, beh: Behaviour| {
+            let (p1, p2) = (p.clone(), p.clone());
+            let action = move |cx: weft_saga::StepCtx<u32>| {
+                let p = p1.clone();
+                async move {
+                    if p.seen(cx.idempotency_key()) {
+                        return Ok(());
+                    }
+                    match beh {
+                        Behaviour::FailsPermanently => Err(StepError::permanent("no")),
+                        Behaviour::FailsTransiently(k) if cx.attempt() <= k => {
+                            Err(StepError::retryable("later"))
+                        }
+                        _ => {
+                            p.apply(cx.idempotency_key());
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            let compensation = move |cx: weft_saga::StepCtx<u32>, ()| {
+                let p = p2.clone();
+                async move {
+                    if !p.seen(cx.idempotency_key()) {
+                        p.apply(cx.idempotency_key());
+                    }
+                    Ok(())
+                }
+            };
+            (format!("u{u}m{m}"), action, compensation)
+        };
+        if unit.len() == 1 {
+            let (n, a, c) = step(0, unit[0]);
+            b = b.step(&n, a, c);
+        } else {
+            b = b.parallel(|mut g| {
+                for (m, &beh) in unit.iter().enumerate() {
+                    let (n, a, c) = step(m, beh);
+                    g = g.step(&n, a, c);
+                }
+                g
+            });
+        }
+    }
+    b.build().unwrap()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// A crash after any record (every prefix of a full run's journal), with the
+    /// in-doubt effects applied or not: recovery ends completed or fully compensated,
+    /// re-calls nothing whose outcome was journaled, and applies no key twice.
+    #[test]
+    fn recovery_from_any_journal_prefix_ends_clean(shape in shape()) {
+        use weft_saga::{Event, Journal};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .start_paused(true)
+            .build()
+            .unwrap();
+        let full = Arc::new(MemoryJournal::new());
+        let p = Dedup::default();
+        let saga = dedup_saga(&shape, &p);
+        let orch = Orchestrator::builder(Arc::clone(&full)).register(&saga).build().unwrap();
+        rt.block_on(orch.run(&saga, "i", 0)).unwrap();
+        let records = rt.block_on(full.load("i")).unwrap();
+        for cut in 1..=records.len() {
+            for in_doubt_applied in [false, true] {
+                let prefix = &records[..cut];
+                // The participants' state at the crash.
+                let mut applied = BTreeSet::new();
+                let mut done = BTreeSet::new();
+                let mut open: Vec<String> = Vec::new();
+                for r in prefix {
+                    match &r.event {
+                        Event::StepStarted { key, .. } | Event::CompensationStarted { key, .. } => {
+                            open.push(key.clone());
+                        }
+                        Event::StepCompleted { step, .. } => {
+                            let key = format!("i/{step}");
+                            open.retain(|k| *k != key);
+                            applied.insert(key.clone());
+                            done.insert(key);
+                        }
+                        Event::CompensationCompleted { step } => {
+                            let key = format!("i/{step}/compensate");
+                            open.retain(|k| *k != key);
+                            applied.insert(key.clone());
+                            done.insert(key);
+                        }
+                        Event::StepFailed { step, .. } => {
+                            let key = format!("i/{step}");
+                            open.retain(|k| *k != key);
+                        }
+                        _ => {}
+                    }
+                }
+                if in_doubt_applied {
+                    applied.extend(open.iter().cloned());
+                }
+                let journal = MemoryJournal::new();
+                for r in prefix {
+                    rt.block_on(journal.append(r.clone())).unwrap();
+                }
+                let p = Dedup(Arc::new(Mutex::new((Vec::new(), applied))));
+                let saga = dedup_saga(&shape, &p);
+                let orch = Orchestrator::builder(journal).register(&saga).build().unwrap();
+                let recovered = rt.block_on(orch.recover()).unwrap();
+                let outcome = match &recovered[..] {
+                    [] => rt.block_on(orch.resume("i")).unwrap(), // the prefix was finished
+                    [(_, r)] => r.as_ref().unwrap().clone(),
+                    more => panic!("{more:?}"),
+                };
+                let (calls, applied) = p.0.lock().unwrap().clone();
+                for k in &calls {
+                    prop_assert!(!done.contains(k), "cut {}: {} was journaled done but called again", cut, k);
+                }
+                let forward: BTreeSet<&String> = applied.iter().filter(|k| !k.ends_with("/compensate")).collect();
+                let undone: BTreeSet<String> = applied
+                    .iter()
+                    .filter_map(|k| k.strip_suffix("/compensate").map(str::to_owned))
+                    .collect();
+                match outcome.state() {
+                    SagaState::Completed => {
+                        prop_assert!(undone.is_empty(), "cut {}: completed but compensated {:?}", cut, undone);
+                        let all: usize = shape.iter().map(Vec::len).sum();
+                        prop_assert_eq!(forward.len(), all);
+                    }
+                    SagaState::Compensated => {
+                        let forward: BTreeSet<String> = forward.into_iter().cloned().collect();
+                        prop_assert_eq!(&undone, &forward, "cut {}: not fully compensated", cut);
+                    }
+                    other => prop_assert!(false, "cut {}: ended {:?}", cut, other),
+                }
+            }
+        }
     }
 }
