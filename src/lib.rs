@@ -17,6 +17,7 @@
 //! | `pool` | [`pool`] | `weft-pool`: fair, cancellation-safe async and blocking object pool with `min_idle`, lifetime and idle reaping, create retries that fail fast, leak detection, keyed pools |
 //! | `ratelimit` | [`ratelimit`] | `weft-ratelimit`: GCRA direct, multi-quota and keyed limiters, fair waiting, concurrency limits |
 //! | `reactive` | [`reactive`] | `weft-reactive`: backpressured streams: Reactive Streams demand bridged to `futures::Stream`, bounded buffers with overflow policies, multicast with per-subscriber buffers, time operators on any runtime |
+//! | `saga` | [`saga`] | `weft-saga`: durable orchestrated sagas: typed steps with compensations, parallel groups, retries and deadlines, a crash-safe journal that resumes in-flight sagas without repeating side effects, dead letters with manual resume |
 //! | `time` | [`time`] | `weft-time`: the `Clock` trait, deadlines, backoff policies |
 //! | `sync` | [`sync`] | `weft-sync`: the loom-swappable synchronisation facade |
 //! | `workerpool` | [`workerpool`] | `weft-workerpool`: work-stealing thread pool with bounded queues, backpressure policies, dynamic scaling, cancellation, priorities, zero idle cost |
@@ -67,6 +68,10 @@ pub use weft_ratelimit as ratelimit;
 #[doc(inline)]
 pub use weft_reactive as reactive;
 
+#[cfg(feature = "saga")]
+#[doc(inline)]
+pub use weft_saga as saga;
+
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use weft_sync as sync;
@@ -114,6 +119,9 @@ pub mod book {
     #[cfg(all(feature = "reactive", feature = "time", feature = "tokio"))]
     #[doc = include_str!("../docs/src/reactive.md")]
     pub struct Reactive;
+    #[cfg(feature = "saga")]
+    #[doc = include_str!("../docs/src/saga.md")]
+    pub struct Saga;
     #[cfg(feature = "workerpool")]
     #[doc = include_str!("../docs/src/workerpool.md")]
     pub struct Workerpool;
