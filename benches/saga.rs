@@ -30,7 +30,7 @@ mod common;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use weft::saga::{
     FileJournal, FsyncPolicy, Journal, MemoryJournal, Orchestrator, Outcome, Saga, StepError,
 };
@@ -141,20 +141,19 @@ fn bench_group(
     c: &mut Criterion,
     rt: &tokio::runtime::Runtime,
     group: &str,
-    backend: &str,
     concurrent: u64,
     journal: MakeJournal<'_>,
 ) {
     let mut g = c.benchmark_group(group);
     g.throughput(Throughput::Elements(STEPS * concurrent));
-    g.bench_function(BenchmarkId::new("weft", backend), |b| {
+    g.bench_function("weft", |b| {
         b.iter_custom(|iters| {
             // A fresh journal per sample, so memory and files do not grow without bound.
             let (j, _dir) = journal();
             run_sagas(rt, j, iters * concurrent, concurrent)
         });
     });
-    g.bench_function(BenchmarkId::new("bare", backend), |b| {
+    g.bench_function("bare", |b| {
         b.iter_custom(|iters| run_bare(rt, iters * concurrent, concurrent));
     });
     g.finish();
@@ -162,25 +161,17 @@ fn bench_group(
 
 fn steps(c: &mut Criterion) {
     let rt = common::two_worker_runtime();
-    bench_group(c, &rt, "saga/steps_in_memory", "in_memory", 1, &|| {
+    bench_group(c, &rt, "saga/steps_in_memory", 1, &|| {
         (Box::new(MemoryJournal::new()), None)
+    });
+    bench_group(c, &rt, "saga/steps_file_every_record", 1, &|| {
+        let (j, d) = file_journal(FsyncPolicy::EveryRecord);
+        (Box::new(j), Some(d))
     });
     bench_group(
         c,
         &rt,
-        "saga/steps_file_every_record",
-        "file_every_record",
-        1,
-        &|| {
-            let (j, d) = file_journal(FsyncPolicy::EveryRecord);
-            (Box::new(j), Some(d))
-        },
-    );
-    bench_group(
-        c,
-        &rt,
         "saga/steps_file_batch_16_sagas",
-        "file_batch",
         CONCURRENT,
         &|| {
             let (j, d) = file_journal(FsyncPolicy::Batch);
