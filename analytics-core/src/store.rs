@@ -1,0 +1,364 @@
+//! The window store: the read model of final windows, built by a weft-cqrs projection
+//! from the closed-window log, with retention and downsampling tiers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use weft_cqrs::{Projection, Recorded};
+use weft_sync::atomic::{AtomicU64, Ordering};
+
+use crate::agg::{AggregateConfig, WindowAggregate};
+use crate::error::Error;
+use crate::event::{SeriesKey, millis};
+use crate::log::Entry;
+use crate::query::{GroupResult, Point, Query, QueryResult};
+use crate::window::pane_of;
+
+/// A downsampling tier: windows merged to `resolution` and kept for `retention`.
+///
+/// ```
+/// use std::time::Duration;
+/// use weft_analytics::Tier;
+/// let tiers = [Tier::new(Duration::from_secs(1), Duration::from_secs(3600)),
+///              Tier::new(Duration::from_secs(60), Duration::from_secs(86_400))];
+/// assert_eq!(tiers[1].resolution(), Duration::from_secs(60));
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tier {
+    resolution: Duration,
+    retention: Duration,
+}
+
+impl Tier {
+    /// Windows merged to `resolution`, kept for `retention` (event time, measured back
+    /// from the newest window).
+    pub fn new(resolution: Duration, retention: Duration) -> Self {
+        Tier {
+            resolution,
+            retention,
+        }
+    }
+
+    /// The resolution.
+    pub fn resolution(&self) -> Duration {
+        self.resolution
+    }
+
+    /// The retention.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+}
+
+/// Validated tiers in ms: (resolution, retention); resolution 0 means "windows as
+/// emitted" (hopping and session windows).
+pub(crate) fn tiers_ms(tiers: &[Tier], window: Option<i64>, tumbling: bool) -> Result<Vec<(i64, i64)>, Error> {
+    let mut out: Vec<(i64, i64)> = tiers
+        .iter()
+        .map(|t| (millis(t.resolution), millis(t.retention)))
+        .collect();
+    if out.iter().any(|&(_, ret)| ret <= 0) {
+        return Err(Error::Config("tier retention must be positive".into()));
+    }
+    if !tumbling {
+        return match out.as_slice() {
+            [] => Ok(vec![(0, 3_600_000)]),
+            [(_, ret)] => Ok(vec![(0, *ret)]),
+            _ => Err(Error::Config(
+                "downsampling tiers need tumbling windows (hopping and session windows overlap or vary); give one tier for the retention".into(),
+            )),
+        };
+    }
+    let size = window.unwrap_or(1);
+    if out.is_empty() {
+        out.push((size, 3_600_000));
+    }
+    out.sort();
+    if out[0].0 != size {
+        return Err(Error::Config(format!(
+            "the finest tier's resolution ({} ms) must equal the window size ({size} ms)",
+            out[0].0
+        )));
+    }
+    for w in out.windows(2) {
+        if w[1].0 == w[0].0 || w[1].0 % w[0].0 != 0 {
+            return Err(Error::Config(format!(
+                "each tier's resolution must be a multiple of the finer one's ({} vs {} ms)",
+                w[1].0, w[0].0
+            )));
+        }
+    }
+    Ok(out)
+}
+
+/// One stored series.
+#[derive(Debug)]
+struct Stored {
+    key: Arc<SeriesKey>,
+    /// Per tier: window start → (end, aggregate).
+    tiers: Vec<BTreeMap<i64, (i64, WindowAggregate)>>,
+}
+
+/// The read model.
+#[derive(Debug)]
+pub(crate) struct WindowStore {
+    agg: AggregateConfig,
+    tiers: Vec<(i64, i64)>,
+    series: HashMap<Arc<SeriesKey>, usize>,
+    stored: Vec<Stored>,
+    /// Series indexes by (tenant, metric).
+    by_metric: HashMap<(String, String), Vec<usize>>,
+    newest_end: i64,
+    last_evicted: i64,
+    windows: u64,
+    applied: Arc<AtomicU64>,
+}
+
+/// Counts of the store, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoreStatus {
+    /// Series stored.
+    pub series: usize,
+    /// Window cells stored, all tiers.
+    pub cells: usize,
+    /// Final windows received.
+    pub windows_received: u64,
+    /// The end of the newest window stored (ms).
+    pub newest_end: i64,
+}
+
+impl WindowStore {
+    pub(crate) fn new(agg: AggregateConfig, tiers: Vec<(i64, i64)>, applied: Arc<AtomicU64>) -> Self {
+        WindowStore {
+            agg,
+            tiers,
+            series: HashMap::new(),
+            stored: Vec::new(),
+            by_metric: HashMap::new(),
+            newest_end: i64::MIN,
+            last_evicted: i64::MIN,
+            windows: 0,
+            applied,
+        }
+    }
+
+    fn insert(&mut self, key: &Arc<SeriesKey>, start: i64, end: i64, agg: &WindowAggregate) {
+        let idx = match self.series.get(key) {
+            Some(&i) => i,
+            None => {
+                let i = self.stored.len();
+                self.stored.push(Stored {
+                    key: Arc::clone(key),
+                    tiers: vec![BTreeMap::new(); self.tiers.len()],
+                });
+                self.series.insert(Arc::clone(key), i);
+                self.by_metric
+                    .entry((key.tenant.to_string(), key.metric.to_string()))
+                    .or_default()
+                    .push(i);
+                i
+            }
+        };
+        let s = &mut self.stored[idx];
+        for (t, &(res, _)) in self.tiers.iter().enumerate() {
+            let (bs, be) = if res == 0 { (start, end) } else { (pane_of(start, res), pane_of(start, res) + res) };
+            match s.tiers[t].get_mut(&bs) {
+                Some((_, a)) => a.merge(agg),
+                None => {
+                    s.tiers[t].insert(bs, (be, agg.clone()));
+                }
+            }
+        }
+        self.newest_end = self.newest_end.max(end);
+        self.windows += 1;
+    }
+
+    /// Drops windows past each tier's retention (checked once per finest resolution of
+    /// progress).
+    fn evict(&mut self) {
+        let step = self.tiers[0].0.max(1000);
+        if self.newest_end < self.last_evicted.saturating_add(step) {
+            return;
+        }
+        self.last_evicted = self.newest_end;
+        for s in &mut self.stored {
+            for (t, &(_, ret)) in self.tiers.iter().enumerate() {
+                let cutoff = self.newest_end.saturating_sub(ret);
+                while s.tiers[t].first_key_value().is_some_and(|(_, (end, _))| *end <= cutoff) {
+                    s.tiers[t].pop_first();
+                }
+            }
+        }
+    }
+
+    pub(crate) fn status(&self) -> StoreStatus {
+        StoreStatus {
+            series: self.stored.len(),
+            cells: self.stored.iter().map(|s| s.tiers.iter().map(BTreeMap::len).sum::<usize>()).sum(),
+            windows_received: self.windows,
+            newest_end: self.newest_end,
+        }
+    }
+
+    /// The tier answering `q`: the finest whose resolution divides the step and whose
+    /// retention reaches back to `from`; else the coarsest dividing the step.
+    fn pick_tier(&self, q: &Query) -> Result<usize, Error> {
+        let candidates: Vec<usize> = (0..self.tiers.len())
+            .filter(|&t| {
+                let res = self.tiers[t].0;
+                match q.step {
+                    Some(step) if res > 0 => step % res == 0,
+                    _ => true,
+                }
+            })
+            .collect();
+        let Some(&coarsest) = candidates.last() else {
+            return Err(Error::Query(format!(
+                "the step must be a multiple of a tier resolution ({:?} ms)",
+                self.tiers.iter().map(|t| t.0).collect::<Vec<_>>()
+            )));
+        };
+        Ok(candidates
+            .into_iter()
+            .find(|&t| self.newest_end.saturating_sub(self.tiers[t].1) <= q.from)
+            .unwrap_or(coarsest))
+    }
+
+    /// Runs `q` (validated by the caller).
+    pub(crate) fn run(&self, q: &Query) -> Result<QueryResult, Error> {
+        let tier = self.pick_tier(q)?;
+        let acc_cfg = q.accumulator_config(&self.agg);
+        let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, (i64, WindowAggregate)>> = BTreeMap::new();
+        let empty = Vec::new();
+        let ids = self
+            .by_metric
+            .get(&(q.tenant.clone(), q.metric.clone()))
+            .unwrap_or(&empty);
+        for &i in ids {
+            let s = &self.stored[i];
+            if !q.matches(&s.key) {
+                continue;
+            }
+            let buckets = groups.entry(q.group_of(&s.key)).or_default();
+            for (&start, (end, agg)) in s.tiers[tier].range(q.from..q.to) {
+                let (bs, be) = match q.step {
+                    Some(step) => (pane_of(start, step), pane_of(start, step) + step),
+                    None => (start, *end),
+                };
+                buckets
+                    .entry(bs)
+                    .or_insert_with(|| (be, WindowAggregate::new(&acc_cfg)))
+                    .1
+                    .merge(agg);
+            }
+        }
+        Ok(QueryResult {
+            resolution_ms: self.tiers[tier].0,
+            groups: groups
+                .into_iter()
+                .filter(|(_, b)| !b.is_empty())
+                .map(|(group, buckets)| GroupResult {
+                    group,
+                    points: buckets
+                        .into_iter()
+                        .map(|(start, (end, agg))| Point {
+                            start,
+                            end,
+                            values: q.evaluate(&agg),
+                        })
+                        .collect(),
+                })
+                .collect(),
+        })
+    }
+
+    /// The series keys of a tenant (optionally one metric), sorted.
+    pub(crate) fn series_of(&self, tenant: &str, metric: Option<&str>) -> Vec<Arc<SeriesKey>> {
+        let mut v: Vec<Arc<SeriesKey>> = self
+            .stored
+            .iter()
+            .filter(|s| s.key.tenant == tenant && metric.is_none_or(|m| s.key.metric == m))
+            .map(|s| Arc::clone(&s.key))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Projection for WindowStore {
+    type Event = Entry;
+
+    fn apply(&mut self, event: &Recorded<Entry>) {
+        for c in event.event.iter() {
+            self.insert(&c.key, c.start, c.end, &c.agg);
+        }
+        self.evict();
+        // Release pairs with nothing in particular: the log only reads this to compact,
+        // and a stale read keeps entries a little longer.
+        self.applied.store(event.position, Ordering::Release);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::query::{Aggregate, Value};
+
+    fn cell(v: f64) -> WindowAggregate {
+        let mut a = WindowAggregate::new(&AggregateConfig::basic());
+        a.add(v, None, None);
+        a
+    }
+
+    #[test]
+    fn tiers_validation() {
+        let s = Duration::from_secs(1);
+        let m = Duration::from_secs(60);
+        let h = Duration::from_secs(3600);
+        assert_eq!(tiers_ms(&[], Some(1000), true).unwrap(), [(1000, 3_600_000)]);
+        assert!(tiers_ms(&[Tier::new(s, h), Tier::new(m, h * 24)], Some(1000), true).is_ok());
+        assert!(tiers_ms(&[Tier::new(m, h)], Some(1000), true).is_err());
+        assert!(tiers_ms(&[Tier::new(s, h), Tier::new(Duration::from_millis(1500), h)], Some(1000), true).is_err());
+        assert!(tiers_ms(&[Tier::new(s, h), Tier::new(m, h)], None, false).is_err());
+        assert_eq!(tiers_ms(&[Tier::new(s, h)], None, false).unwrap(), [(0, 3_600_000)]);
+        assert!(tiers_ms(&[Tier::new(s, Duration::ZERO)], Some(1000), true).is_err());
+    }
+
+    #[test]
+    fn downsampling_retention_and_group_by() {
+        let tiers = tiers_ms(
+            &[
+                Tier::new(Duration::from_secs(1), Duration::from_secs(10)),
+                Tier::new(Duration::from_secs(5), Duration::from_secs(100)),
+            ],
+            Some(1000),
+            true,
+        )
+        .unwrap();
+        let mut st = WindowStore::new(AggregateConfig::basic(), tiers, Arc::new(AtomicU64::new(0)));
+        let a = Arc::new(SeriesKey::new("t", "m", [("host", "a")]));
+        let b = Arc::new(SeriesKey::new("t", "m", [("host", "b")]));
+        for sec in 0..30 {
+            st.insert(&a, sec * 1000, sec * 1000 + 1000, &cell(1.0));
+            st.insert(&b, sec * 1000, sec * 1000 + 1000, &cell(2.0));
+            st.evict();
+        }
+        // 1 s tier keeps ~10 s; the 5 s tier everything.
+        let q = Query::new("t", "m", 0, 30_000).aggregates([Aggregate::Count, Aggregate::Sum]);
+        let r = st.run(&q).unwrap();
+        assert_eq!(r.resolution_ms, 5000, "1 s tier no longer reaches back to 0");
+        assert_eq!(r.groups.len(), 1);
+        assert_eq!(r.groups[0].points.len(), 6);
+        assert_eq!(r.groups[0].points[0].values, [Value::Count(10), Value::Number(Some(15.0))]);
+        let q = Query::new("t", "m", 25_000, 30_000).group_by("host").step(Duration::from_secs(5));
+        let r = st.run(&q).unwrap();
+        assert_eq!(r.resolution_ms, 1000);
+        assert_eq!(r.groups.len(), 2);
+        assert_eq!(r.group(&["b"]).unwrap().points[0].values[1], Value::Number(Some(10.0)));
+        let q = Query::new("t", "m", 0, 30_000).filter("host", "a").step(Duration::from_millis(2500));
+        assert!(st.run(&q).is_err(), "no tier divides 2.5 s");
+        assert_eq!(st.series_of("t", None).len(), 2);
+        assert!(st.series_of("u", None).is_empty());
+    }
+}
