@@ -9,6 +9,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `actor` | [`actor`] | `weft-actor`: tokio actors with bounded mailboxes and overflow policies, dead letters, typed tell/ask with deadlines, OTP supervision, registry, routers, graceful shutdown |
+//! | `analytics` | [`analytics`] | `weft-analytics`: streaming analytics engine composed from the patterns: sharded backpressured ingest, tumbling/hopping/session windows with watermarks and allowed lateness, mergeable sketches (DDSketch, HLL++, Space-Saving), a window store with downsampling tiers, queries and a live feed |
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `cqrs` | [`cqrs`] | `weft-cqrs`: command bus with middleware and per-key ordering, tracking projections with durable checkpoints, read-your-writes, blue/green rebuilds, subscription queries |
 //! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
@@ -35,6 +36,10 @@
 #[cfg(feature = "actor")]
 #[doc(inline)]
 pub use weft_actor as actor;
+
+#[cfg(feature = "analytics")]
+#[doc(inline)]
+pub use weft_analytics as analytics;
 
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]

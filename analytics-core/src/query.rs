@@ -150,14 +150,6 @@ impl Query {
             && self.filters.iter().all(|(k, v)| key.dim(k) == Some(v.as_str()))
     }
 
-    /// The group a series falls in.
-    pub(crate) fn group_of(&self, key: &SeriesKey) -> Vec<String> {
-        self.group_by
-            .iter()
-            .map(|g| key.dim(g).unwrap_or("").to_owned())
-            .collect()
-    }
-
     /// The aggregate configuration an accumulator for this query needs: only the
     /// sketches it reads are merged.
     pub(crate) fn accumulator_config(&self, cfg: &AggregateConfig) -> AggregateConfig {

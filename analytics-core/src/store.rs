@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
+use smallvec::SmallVec;
 use weft_cqrs::{Projection, Recorded};
 use weft_sync::atomic::{AtomicU64, Ordering};
 
@@ -226,50 +227,65 @@ impl WindowStore {
     }
 
     /// Runs `q` (validated by the caller).
+    ///
+    /// Collects (group, bucket, cell) rows borrowing from the store, sorts them, and
+    /// folds equal (group, bucket) runs: no map, no copy of a cell that is alone in its
+    /// bucket.
     pub(crate) fn run(&self, q: &Query) -> Result<QueryResult, Error> {
         let tier = self.pick_tier(q)?;
         let acc_cfg = q.accumulator_config(&self.agg);
-        let mut groups: BTreeMap<Vec<String>, BTreeMap<i64, (i64, WindowAggregate)>> = BTreeMap::new();
-        let empty = Vec::new();
+        type Row<'s> = (SmallVec<[&'s str; 2]>, i64, i64, &'s WindowAggregate);
+        let mut rows: Vec<Row<'_>> = Vec::new();
         let ids = self
             .by_metric
             .get(&(q.tenant.clone(), q.metric.clone()))
-            .unwrap_or(&empty);
+            .map_or(&[][..], Vec::as_slice);
         for &i in ids {
             let s = &self.stored[i];
             if !q.matches(&s.key) {
                 continue;
             }
-            let buckets = groups.entry(q.group_of(&s.key)).or_default();
+            let group: SmallVec<[&str; 2]> = q
+                .group_by
+                .iter()
+                .map(|g| s.key.dim(g).unwrap_or(""))
+                .collect();
             for (&start, (end, agg)) in s.tiers[tier].range(q.from..q.to) {
                 let (bs, be) = match q.step {
                     Some(step) => (pane_of(start, step), pane_of(start, step) + step),
                     None => (start, *end),
                 };
-                buckets
-                    .entry(bs)
-                    .or_insert_with(|| (be, WindowAggregate::new(&acc_cfg)))
-                    .1
-                    .merge(agg);
+                rows.push((group.clone(), bs, be, agg));
             }
+        }
+        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+        let mut groups: Vec<GroupResult> = Vec::new();
+        let mut i = 0;
+        while i < rows.len() {
+            let group = &rows[i].0;
+            let mut points = Vec::new();
+            while i < rows.len() && rows[i].0 == *group {
+                let (bs, be) = (rows[i].1, rows[i].2);
+                let mut acc = Acc::One(rows[i].3);
+                i += 1;
+                while i < rows.len() && rows[i].0 == *group && rows[i].1 == bs {
+                    acc.merge(rows[i].3, &acc_cfg);
+                    i += 1;
+                }
+                points.push(Point {
+                    start: bs,
+                    end: be,
+                    values: q.evaluate(acc.get()),
+                });
+            }
+            groups.push(GroupResult {
+                group: group.iter().map(|g| (*g).to_owned()).collect(),
+                points,
+            });
         }
         Ok(QueryResult {
             resolution_ms: self.tiers[tier].0,
-            groups: groups
-                .into_iter()
-                .filter(|(_, b)| !b.is_empty())
-                .map(|(group, buckets)| GroupResult {
-                    group,
-                    points: buckets
-                        .into_iter()
-                        .map(|(start, (end, agg))| Point {
-                            start,
-                            end,
-                            values: q.evaluate(&agg),
-                        })
-                        .collect(),
-                })
-                .collect(),
+            groups,
         })
     }
 
@@ -283,6 +299,35 @@ impl WindowStore {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// A bucket's aggregate: borrowed while one stored cell falls in it (the common case:
+/// no copy, no merge), merged into an owned one from the second on.
+enum Acc<'a> {
+    One(&'a WindowAggregate),
+    Many(WindowAggregate),
+}
+
+impl<'a> Acc<'a> {
+    fn merge(&mut self, other: &'a WindowAggregate, cfg: &AggregateConfig) {
+        match self {
+            Acc::One(first) => {
+                // Only the sketches the query reads are merged.
+                let mut m = WindowAggregate::new(cfg);
+                m.merge(first);
+                m.merge(other);
+                *self = Acc::Many(m);
+            }
+            Acc::Many(m) => m.merge(other),
+        }
+    }
+
+    fn get(&self) -> &WindowAggregate {
+        match self {
+            Acc::One(a) => a,
+            Acc::Many(m) => m,
+        }
     }
 }
 
