@@ -483,6 +483,10 @@ impl Engine {
 }
 
 impl Inner {
+    pub(crate) fn log_head(&self) -> u64 {
+        self.log.head()
+    }
+
     fn check(&self, batch: &mut Batch) -> Prepared {
         let now = now_ms(self.clock.as_ref());
         if self.time == TimeMode::ProcessingTime {

@@ -53,6 +53,8 @@ pub struct Query {
     pub(crate) filters: Vec<(String, String)>,
     pub(crate) group_by: Vec<String>,
     pub(crate) aggregates: Vec<Aggregate>,
+    /// Only windows ending in `(lo, hi]` (the live feed's finals).
+    pub(crate) end_range: Option<(i64, i64)>,
 }
 
 impl Query {
@@ -74,6 +76,7 @@ impl Query {
                 Aggregate::Max,
                 Aggregate::Mean,
             ],
+            end_range: None,
         }
     }
 

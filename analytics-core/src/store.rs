@@ -234,7 +234,6 @@ impl WindowStore {
     pub(crate) fn run(&self, q: &Query) -> Result<QueryResult, Error> {
         let tier = self.pick_tier(q)?;
         let acc_cfg = q.accumulator_config(&self.agg);
-        type Row<'s> = (SmallVec<[&'s str; 2]>, i64, i64, &'s WindowAggregate);
         let mut rows: Vec<Row<'_>> = Vec::new();
         let ids = self
             .by_metric
@@ -245,12 +244,13 @@ impl WindowStore {
             if !q.matches(&s.key) {
                 continue;
             }
-            let group: SmallVec<[&str; 2]> = q
-                .group_by
-                .iter()
-                .map(|g| s.key.dim(g).unwrap_or(""))
-                .collect();
+            let group = group_of(q, &s.key);
             for (&start, (end, agg)) in s.tiers[tier].range(q.from..q.to) {
+                if let Some((lo, hi)) = q.end_range {
+                    if *end <= lo || *end > hi {
+                        continue;
+                    }
+                }
                 let (bs, be) = match q.step {
                     Some(step) => (pane_of(start, step), pane_of(start, step) + step),
                     None => (start, *end),
@@ -258,35 +258,7 @@ impl WindowStore {
                 rows.push((group.clone(), bs, be, agg));
             }
         }
-        rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
-        let mut groups: Vec<GroupResult> = Vec::new();
-        let mut i = 0;
-        while i < rows.len() {
-            let group = &rows[i].0;
-            let mut points = Vec::new();
-            while i < rows.len() && rows[i].0 == *group {
-                let (bs, be) = (rows[i].1, rows[i].2);
-                let mut acc = Acc::One(rows[i].3);
-                i += 1;
-                while i < rows.len() && rows[i].0 == *group && rows[i].1 == bs {
-                    acc.merge(rows[i].3, &acc_cfg);
-                    i += 1;
-                }
-                points.push(Point {
-                    start: bs,
-                    end: be,
-                    values: q.evaluate(acc.get()),
-                });
-            }
-            groups.push(GroupResult {
-                group: group.iter().map(|g| (*g).to_owned()).collect(),
-                points,
-            });
-        }
-        Ok(QueryResult {
-            resolution_ms: self.tiers[tier].0,
-            groups,
-        })
+        Ok(fold(q, &acc_cfg, self.tiers[tier].0, rows))
     }
 
     /// The series keys of a tenant (optionally one metric), sorted.
@@ -299,6 +271,47 @@ impl WindowStore {
             .collect();
         v.sort();
         v
+    }
+}
+
+/// One cell for [`fold`]: its group, bucket bounds and aggregate.
+pub(crate) type Row<'s> = (SmallVec<[&'s str; 2]>, i64, i64, &'s WindowAggregate);
+
+/// The group of a series for `q`.
+pub(crate) fn group_of<'s>(q: &Query, key: &'s SeriesKey) -> SmallVec<[&'s str; 2]> {
+    q.group_by.iter().map(|g| key.dim(g).unwrap_or("")).collect()
+}
+
+/// Sorts `rows` and folds equal (group, bucket) runs into a result.
+pub(crate) fn fold(q: &Query, acc_cfg: &AggregateConfig, resolution_ms: i64, mut rows: Vec<Row<'_>>) -> QueryResult {
+    rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut groups: Vec<GroupResult> = Vec::new();
+    let mut i = 0;
+    while i < rows.len() {
+        let group = &rows[i].0;
+        let mut points = Vec::new();
+        while i < rows.len() && rows[i].0 == *group {
+            let (bs, be) = (rows[i].1, rows[i].2);
+            let mut acc = Acc::One(rows[i].3);
+            i += 1;
+            while i < rows.len() && rows[i].0 == *group && rows[i].1 == bs {
+                acc.merge(rows[i].3, acc_cfg);
+                i += 1;
+            }
+            points.push(Point {
+                start: bs,
+                end: be,
+                values: q.evaluate(acc.get()),
+            });
+        }
+        groups.push(GroupResult {
+            group: group.iter().map(|g| (*g).to_owned()).collect(),
+            points,
+        });
+    }
+    QueryResult {
+        resolution_ms,
+        groups,
     }
 }
 
