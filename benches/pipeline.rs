@@ -25,14 +25,12 @@
 mod common;
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use weft::analytics::{
-    Aggregate, Batch, Engine, Event, Limits, Query, TimeMode, WindowSpec,
-};
+use weft::analytics::{Aggregate, Batch, Engine, Event, Limits, Query, TimeMode, WindowSpec};
 use weft::time::ManualClock;
 
 /// Counts the bytes currently allocated, for the bytes-per-cell figures.
@@ -54,7 +52,10 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
+        ALLOCATED.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
         // SAFETY: forwarded as is (the caller upholds `realloc`'s contract).
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -86,7 +87,10 @@ fn engine(rt: &tokio::runtime::Runtime, shards: usize, spec: WindowSpec) -> Engi
         .clock(clock)
         .tick_interval(None)
         .mailbox_capacity(16)
-        .time(TimeMode::event_time(Duration::from_secs(1), Duration::from_secs(600)))
+        .time(TimeMode::event_time(
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        ))
         // Event time runs far ahead of the (manual) clock over a long bench.
         .limits(Limits::default().max_future(Duration::from_secs(10 * 365 * 86_400)))
         .build()
@@ -97,9 +101,13 @@ fn engine(rt: &tokio::runtime::Runtime, shards: usize, spec: WindowSpec) -> Engi
 fn events(metric: &str, start: i64, span_ms: i64, n: usize, series: usize) -> Vec<Batch> {
     let evs: Vec<Event> = (0..n)
         .map(|i| {
-            Event::new(metric, start + (i as i64 * span_ms) / n as i64, ((i * 7919) % 1000 + 1) as f64)
-                .dim("host", format!("h{}", i % series))
-                .entity_hashed((i % 5000) as u64)
+            Event::new(
+                metric,
+                start + (i as i64 * span_ms) / n as i64,
+                ((i * 7919) % 1000 + 1) as f64,
+            )
+            .dim("host", format!("h{}", i % series))
+            .entity_hashed((i % 5000) as u64)
         })
         .collect();
     evs.chunks(BATCH).map(|c| Batch::new(c.to_vec())).collect()
@@ -119,7 +127,10 @@ fn run(
     let mut total = Duration::ZERO;
     for _ in 0..iters {
         let mut parts: Vec<Vec<Batch>> = (0..producers).map(|_| Vec::new()).collect();
-        for (i, b) in events("latency", *cursor, span_ms, EVENTS, SERIES).into_iter().enumerate() {
+        for (i, b) in events("latency", *cursor, span_ms, EVENTS, SERIES)
+            .into_iter()
+            .enumerate()
+        {
             parts[i % producers].push(b.source(format!("producer-{}", i % producers)));
         }
         *cursor += span_ms;
@@ -154,10 +165,13 @@ fn tumbling(c: &mut Criterion) {
         let rt = runtime(threads);
         let engine = engine(&rt, threads, WindowSpec::tumbling(Duration::from_secs(60)));
         let mut cursor = T0;
-        group.bench_function(format!("{threads}_thread{}", if threads == 1 { "" } else { "s" }), |b| {
-            // 100K events per 10 s of event time: ~60 events per series per window.
-            b.iter_custom(|iters| run(&rt, &engine, threads, &mut cursor, 10_000, iters));
-        });
+        group.bench_function(
+            format!("{threads}_thread{}", if threads == 1 { "" } else { "s" }),
+            |b| {
+                // 100K events per 10 s of event time: ~60 events per series per window.
+                b.iter_custom(|iters| run(&rt, &engine, threads, &mut cursor, 10_000, iters));
+            },
+        );
         rt.block_on(engine.shutdown(Duration::from_secs(5)));
     }
     group.finish();
@@ -167,7 +181,11 @@ fn hopping(c: &mut Criterion) {
     let mut group = c.benchmark_group("pipeline/hopping_10s_2s_10k_series");
     group.throughput(Throughput::Elements(EVENTS as u64));
     let rt = runtime(1);
-    let engine = engine(&rt, 1, WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)));
+    let engine = engine(
+        &rt,
+        1,
+        WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)),
+    );
     let mut cursor = T0;
     group.bench_function("1_thread", |b| {
         // 100K events per 2 s: every pane of every key gets ~10 events; a window of
@@ -192,7 +210,10 @@ fn query(c: &mut Criterion) {
         for b in events("q", T0, 50_000, 10_000, 1_000) {
             engine.ingest(b).await.unwrap();
         }
-        engine.ingest(Batch::new(vec![Event::new("tick", T0 + 120_000, 0.0)])).await.unwrap();
+        engine
+            .ingest(Batch::new(vec![Event::new("tick", T0 + 120_000, 0.0)]))
+            .await
+            .unwrap();
         engine.flush(Duration::from_secs(60)).await.unwrap();
     });
     let q = Query::new("default", "q", T0, T0 + 60_000)
@@ -237,8 +258,18 @@ fn query(c: &mut Criterion) {
     samples.sort_unstable();
     let memory = cell_bytes(&rt);
     let mut rows = vec![
-        ("query_1k_series_p50_while_ingesting_500k_per_s", "weft", percentile_us(&samples, 50.0), "µs"),
-        ("query_1k_series_p99_while_ingesting_500k_per_s", "weft", percentile_us(&samples, 99.0), "µs"),
+        (
+            "query_1k_series_p50_while_ingesting_500k_per_s",
+            "weft",
+            percentile_us(&samples, 50.0),
+            "µs",
+        ),
+        (
+            "query_1k_series_p99_while_ingesting_500k_per_s",
+            "weft",
+            percentile_us(&samples, 99.0),
+            "µs",
+        ),
     ];
     rows.extend(memory);
     common::write_metrics("pipeline", &rows);
@@ -247,7 +278,9 @@ fn query(c: &mut Criterion) {
 
 /// Bytes per (series, window) cell: open after 1 and after 100 events per cell, and
 /// stored after the windows close.
-fn cell_bytes(rt: &tokio::runtime::Runtime) -> Vec<(&'static str, &'static str, f64, &'static str)> {
+fn cell_bytes(
+    rt: &tokio::runtime::Runtime,
+) -> Vec<(&'static str, &'static str, f64, &'static str)> {
     let engine = engine(rt, 1, WindowSpec::tumbling(Duration::from_secs(60)));
     let measure = |start: i64, per_series: usize| {
         let batches = events("mem", start, 1_000, SERIES * per_series, SERIES);
@@ -270,8 +303,18 @@ fn cell_bytes(rt: &tokio::runtime::Runtime) -> Vec<(&'static str, &'static str, 
     let per = |b: isize| b as f64 / SERIES as f64;
     vec![
         ("bytes_per_open_cell_after_1_event", "weft", per(one), "B"),
-        ("bytes_per_open_cell_after_100_events", "weft", per(hundred), "B"),
-        ("bytes_per_cell_after_close_store_and_series_table", "weft", per(stored), "B"),
+        (
+            "bytes_per_open_cell_after_100_events",
+            "weft",
+            per(hundred),
+            "B",
+        ),
+        (
+            "bytes_per_cell_after_close_store_and_series_table",
+            "weft",
+            per(stored),
+            "B",
+        ),
     ]
 }
 

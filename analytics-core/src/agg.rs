@@ -228,12 +228,12 @@ impl WindowAggregate {
             alpha: cfg.percentile_alpha.unwrap_or(0.0),
             hll_error: cfg.distinct_error().unwrap_or(0.0),
             sketch: cfg.sketch_config().map(|c| Box::new(DDSketch::new(c))),
-            hll: cfg.hll_precision.map(|p| {
-                // The precision was validated by `AggregateConfig::validate`; a bad one
-                // would only reach here through `new` on an unvalidated config, and
-                // then the sketch is left out rather than panicking.
-                Hll::new(p, EntityHasher).ok().map(Box::new)
-            }).flatten(),
+            // The precision was validated by `AggregateConfig::validate`; a bad one only
+            // reaches here through `new` on an unvalidated config, and then the sketch
+            // is left out rather than panicking.
+            hll: cfg
+                .hll_precision
+                .and_then(|p| Hll::new(p, EntityHasher).ok().map(Box::new)),
             topk: cfg.top_k.as_ref().map(|(_, k)| SpaceSaving::new(*k)),
         }
     }
@@ -359,8 +359,18 @@ mod tests {
     #[test]
     fn config_validation() {
         assert!(AggregateConfig::default().validate().is_ok());
-        assert!(AggregateConfig::default().percentiles(Some(0.0)).validate().is_err());
-        assert!(AggregateConfig::default().distinct(Some(3)).validate().is_err());
+        assert!(
+            AggregateConfig::default()
+                .percentiles(Some(0.0))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            AggregateConfig::default()
+                .distinct(Some(3))
+                .validate()
+                .is_err()
+        );
         assert!(AggregateConfig::default().top_k("", 3).validate().is_err());
         assert!(AggregateConfig::default().top_k("p", 0).validate().is_err());
     }
@@ -368,7 +378,9 @@ mod tests {
     #[test]
     fn quantiles_within_stated_error() {
         let mut a = WindowAggregate::new(&AggregateConfig::default());
-        let mut vals: Vec<f64> = (0..10_000).map(|i| ((i * 7919) % 10_000) as f64 + 0.5).collect();
+        let mut vals: Vec<f64> = (0..10_000)
+            .map(|i| ((i * 7919) % 10_000) as f64 + 0.5)
+            .collect();
         for v in &vals {
             a.add(*v, None, None);
         }
@@ -401,6 +413,10 @@ mod tests {
         }
         let est = all.distinct().unwrap();
         let err = (est.value - 50_000.0).abs() / 50_000.0;
-        assert!(err <= 3.0 * est.rel_error, "estimate {} err {err}", est.value);
+        assert!(
+            err <= 3.0 * est.rel_error,
+            "estimate {} err {err}",
+            est.value
+        );
     }
 }

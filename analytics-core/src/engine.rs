@@ -186,13 +186,20 @@ impl EngineBuilder {
     /// [`Error::Config`] for invalid settings or when called outside a tokio runtime.
     pub fn build(self) -> Result<Engine, Error> {
         if self.shards == 0 || self.shards > 1024 {
-            return Err(Error::Config(format!("shards must be in 1..=1024, got {}", self.shards)));
+            return Err(Error::Config(format!(
+                "shards must be in 1..=1024, got {}",
+                self.shards
+            )));
         }
         if self.mailbox == 0 {
-            return Err(Error::Config("the mailbox capacity must be positive".into()));
+            return Err(Error::Config(
+                "the mailbox capacity must be positive".into(),
+            ));
         }
         if matches!(self.late, LatePolicy::Stream { capacity: 0 }) {
-            return Err(Error::Config("the late stream needs a positive capacity".into()));
+            return Err(Error::Config(
+                "the late stream needs a positive capacity".into(),
+            ));
         }
         if matches!(self.tick, Some(d) if d.is_zero()) {
             return Err(Error::Config("the tick interval must be positive".into()));
@@ -202,7 +209,9 @@ impl EngineBuilder {
         self.limits.validate_config()?;
         let tiers = tiers_ms(&self.tiers, self.spec.size_ms(), self.spec.is_tumbling())?;
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(Error::Config("build the engine inside a tokio runtime".into()));
+            return Err(Error::Config(
+                "build the engine inside a tokio runtime".into(),
+            ));
         }
         let limiter = match self.quota {
             Some(q) => Some(
@@ -457,7 +466,12 @@ impl Engine {
             busy: c.busy.sum(),
             rate_limited: c.rate_limited.sum(),
             windows_closed: c.windows_closed.sum(),
-            shard_queue: self.inner.shards.iter().map(|s| s.metrics().mailbox_len).collect(),
+            shard_queue: self
+                .inner
+                .shards
+                .iter()
+                .map(|s| s.metrics().mailbox_len)
+                .collect(),
             watermark: wm,
             watermark_lag_ms: lag,
             sources,
@@ -580,7 +594,9 @@ impl Inner {
         }
         if valid == 0 {
             // Still a sign of life from the source (for idle detection).
-            self.watermarks.lock().observe(&batch.source, None, self.clock.now());
+            self.watermarks
+                .lock()
+                .observe(&batch.source, None, self.clock.now());
             return Ok(prep.report);
         }
         let watermark = match self.time {
@@ -597,7 +613,13 @@ impl Inner {
         let n = self.shards.len() as u64;
         let per = valid / self.shards.len() + 16;
         let mut parts: Vec<Vec<(u64, Event)>> = (0..self.shards.len())
-            .map(|i| if prep.targets[i] { Vec::with_capacity(per) } else { Vec::new() })
+            .map(|i| {
+                if prep.targets[i] {
+                    Vec::with_capacity(per)
+                } else {
+                    Vec::new()
+                }
+            })
             .collect();
         let tenant = batch.tenant.clone();
         for (e, h) in batch.events.into_iter().zip(prep.hashes) {
@@ -625,7 +647,10 @@ impl Inner {
             if sent.is_err() {
                 // A shard stopped mid-batch: what was handed to others stays accepted;
                 // the rest is lost with the engine, which is shut down.
-                tracing::error!(shard = i, "analytics shard is gone; the engine is shut down");
+                tracing::error!(
+                    shard = i,
+                    "analytics shard is gone; the engine is shut down"
+                );
                 return Err(IngestError {
                     error: Error::Closed,
                     batch: Batch::new(Vec::new()).tenant(tenant),
@@ -666,10 +691,13 @@ impl Inner {
             })?;
         }
         let head = self.log.head();
-        self.store.wait_for(head, timeout).await.map_err(|e| match e {
-            weft_cqrs::Error::WaitTimeout { .. } => Error::Timeout(timeout),
-            _ => Error::Closed,
-        })?;
+        self.store
+            .wait_for(head, timeout)
+            .await
+            .map_err(|e| match e {
+                weft_cqrs::Error::WaitTimeout { .. } => Error::Timeout(timeout),
+                _ => Error::Closed,
+            })?;
         Ok(())
     }
 }

@@ -71,7 +71,10 @@ impl Event {
     pub fn dim(mut self, key: impl Into<CompactString>, value: impl Into<CompactString>) -> Self {
         let key = key.into();
         let value = value.into();
-        match self.dims.binary_search_by(|(k, _)| k.as_str().cmp(key.as_str())) {
+        match self
+            .dims
+            .binary_search_by(|(k, _)| k.as_str().cmp(key.as_str()))
+        {
             Ok(i) => self.dims[i].1 = value,
             Err(i) => self.dims.insert(i, (key, value)),
         }
@@ -276,7 +279,9 @@ impl Limits {
 
     pub(crate) fn validate_config(&self) -> Result<(), Error> {
         if self.max_key_len == 0 || self.max_value_len == 0 || self.max_metric_len == 0 {
-            return Err(Error::Config("string length limits must be positive".into()));
+            return Err(Error::Config(
+                "string length limits must be positive".into(),
+            ));
         }
         Ok(())
     }
@@ -430,7 +435,10 @@ mod tests {
 
     #[test]
     fn dims_are_sorted_and_replaced() {
-        let e = Event::new("m", 0, 1.0).dim("b", "1").dim("a", "2").dim("b", "3");
+        let e = Event::new("m", 0, 1.0)
+            .dim("b", "1")
+            .dim("a", "2")
+            .dim("b", "3");
         let d: Vec<_> = e.dims().collect();
         assert_eq!(d, [("a", "2"), ("b", "3")]);
         assert_eq!(e.dim_value("b"), Some("3"));
@@ -445,15 +453,27 @@ mod tests {
         assert_eq!(l.check(&ok, now), Ok(()));
         let cases = [
             (Event::new("m", now, f64::NAN), RejectReason::NonFiniteValue),
-            (Event::new("m", now, f64::INFINITY), RejectReason::NonFiniteValue),
+            (
+                Event::new("m", now, f64::INFINITY),
+                RejectReason::NonFiniteValue,
+            ),
             (Event::new("", now, 1.0), RejectReason::InvalidMetric),
             (
                 Event::new("m", now, 1.0).dim("a", "1").dim("b", "2"),
                 RejectReason::TooManyDimensions,
             ),
-            (Event::new("m", now, 1.0).dim("a", "long"), RejectReason::DimensionTooLong),
-            (Event::new("m", now, 1.0).dim("", "x"), RejectReason::DimensionTooLong),
-            (Event::new("m", now + 3_600_001, 1.0), RejectReason::TimestampInFuture),
+            (
+                Event::new("m", now, 1.0).dim("a", "long"),
+                RejectReason::DimensionTooLong,
+            ),
+            (
+                Event::new("m", now, 1.0).dim("", "x"),
+                RejectReason::DimensionTooLong,
+            ),
+            (
+                Event::new("m", now + 3_600_001, 1.0),
+                RejectReason::TimestampInFuture,
+            ),
             (
                 Event::new("m", now - 7 * 24 * 3_600_000 - 1, 1.0),
                 RejectReason::TimestampTooOld,

@@ -65,7 +65,11 @@ impl LiveFeed {
     /// # Errors
     ///
     /// [`Error::Config`] for a zero capacity.
-    pub fn subscribe(&self, capacity: usize, policy: Overflow) -> Result<Receiver<Arc<LiveUpdate>>, Error> {
+    pub fn subscribe(
+        &self,
+        capacity: usize,
+        policy: Overflow,
+    ) -> Result<Receiver<Arc<LiveUpdate>>, Error> {
         self.subject
             .subscribe(capacity, policy)
             .map_err(|e| Error::Config(e.to_string()))
@@ -94,7 +98,9 @@ impl Engine {
     pub fn live(&self, query: Query, interval: Duration) -> Result<LiveFeed, Error> {
         query.validate(&self.inner.cfg.agg)?;
         if interval.is_zero() {
-            return Err(Error::Config("the live feed interval must be positive".into()));
+            return Err(Error::Config(
+                "the live feed interval must be positive".into(),
+            ));
         }
         let subject = Arc::new(Subject::new());
         let weak = Arc::downgrade(&self.inner);
@@ -135,10 +141,13 @@ async fn round(
 ) -> Result<Vec<LiveUpdate>, Error> {
     let mut wm = i64::MAX;
     for s in &inner.shards {
-        let (w, _) = s.ask(Barrier, timeout.max(Duration::from_secs(1))).await.map_err(|e| match e {
-            weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
-            _ => Error::Closed,
-        })?;
+        let (w, _) = s
+            .ask(Barrier, timeout.max(Duration::from_secs(1)))
+            .await
+            .map_err(|e| match e {
+                weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
+                _ => Error::Closed,
+            })?;
         wm = wm.min(w);
     }
     let mut updates = Vec::with_capacity(2);

@@ -93,10 +93,20 @@ impl CellLog {
 impl EventSource for CellLog {
     type Event = Entry;
 
-    async fn read(&self, after: Position, limit: usize) -> Result<Vec<Recorded<Entry>>, weft_cqrs::Error> {
+    async fn read(
+        &self,
+        after: Position,
+        limit: usize,
+    ) -> Result<Vec<Recorded<Entry>>, weft_cqrs::Error> {
         let inner = self.inner.lock();
         let skip = usize::try_from(after.saturating_sub(inner.base)).unwrap_or(usize::MAX);
-        Ok(inner.entries.iter().skip(skip).take(limit).cloned().collect())
+        Ok(inner
+            .entries
+            .iter()
+            .skip(skip)
+            .take(limit)
+            .cloned()
+            .collect())
     }
 
     fn watch_head(&self) -> watch::Receiver<Position> {
@@ -125,12 +135,28 @@ mod tests {
         for _ in 0..3 {
             log.push(Arc::new(Vec::new()));
         }
-        assert_eq!(log.read(1, 10).await.unwrap().iter().map(|r| r.position).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(
+            log.read(1, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.position)
+                .collect::<Vec<_>>(),
+            [2, 3]
+        );
         applied.store(2, Ordering::Relaxed);
         assert_eq!(log.append("", vec![Arc::new(Vec::new())]).await.unwrap(), 4);
         assert_eq!(log.backlog(), 2); // 3 and 4 not applied
         assert_eq!(log.inner.lock().entries.len(), 2, "1 and 2 compacted away");
-        assert_eq!(log.read(2, 10).await.unwrap().iter().map(|r| r.position).collect::<Vec<_>>(), [3, 4]);
+        assert_eq!(
+            log.read(2, 10)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| r.position)
+                .collect::<Vec<_>>(),
+            [3, 4]
+        );
         assert_eq!(log.head(), 4);
     }
 }

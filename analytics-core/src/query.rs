@@ -81,8 +81,8 @@ impl Query {
     }
 
     /// Buckets of `step` (aligned to the epoch) instead of one point per stored window.
-    /// With downsampling tiers, the coarsest... finest tier whose resolution divides the
-    /// step and whose retention covers `from` answers.
+    /// With downsampling tiers, the finest tier whose resolution divides the step and
+    /// whose retention reaches back to `from` answers (else the coarsest dividing it).
     pub fn step(mut self, step: Duration) -> Self {
         self.step = Some(millis(step));
         self
@@ -132,10 +132,14 @@ impl Query {
                     return Err(Error::Query(format!("quantile {q} is outside [0, 1]")));
                 }
                 Aggregate::Quantile(_) if cfg.percentile_alpha.is_none() => {
-                    return Err(Error::Query("percentiles are not kept by this engine".into()));
+                    return Err(Error::Query(
+                        "percentiles are not kept by this engine".into(),
+                    ));
                 }
                 Aggregate::Distinct if cfg.hll_precision.is_none() => {
-                    return Err(Error::Query("distinct counts are not kept by this engine".into()));
+                    return Err(Error::Query(
+                        "distinct counts are not kept by this engine".into(),
+                    ));
                 }
                 Aggregate::TopK(_) if cfg.top_k.is_none() => {
                     return Err(Error::Query("top-k is not kept by this engine".into()));
@@ -150,7 +154,10 @@ impl Query {
     pub(crate) fn matches(&self, key: &SeriesKey) -> bool {
         key.tenant == self.tenant.as_str()
             && key.metric == self.metric.as_str()
-            && self.filters.iter().all(|(k, v)| key.dim(k) == Some(v.as_str()))
+            && self
+                .filters
+                .iter()
+                .all(|(k, v)| key.dim(k) == Some(v.as_str()))
     }
 
     /// The aggregate configuration an accumulator for this query needs: only the
@@ -248,8 +255,11 @@ pub struct QueryResult {
 impl QueryResult {
     /// The group with these values, if present.
     pub fn group(&self, values: &[&str]) -> Option<&GroupResult> {
-        self.groups
-            .iter()
-            .find(|g| g.group.iter().map(String::as_str).eq(values.iter().copied()))
+        self.groups.iter().find(|g| {
+            g.group
+                .iter()
+                .map(String::as_str)
+                .eq(values.iter().copied())
+        })
     }
 }

@@ -15,12 +15,12 @@ use weft_actor::{Actor, Context, Handler};
 use weft_reactive::{Pushed, Sender, TrySendError};
 
 use crate::agg::{AggregateConfig, WindowAggregate};
+use crate::error::RejectReason;
 use crate::event::{Event, SeriesKey, hash_one, key_matches, key_of};
 use crate::log::{CellLog, ClosedCell};
 use crate::metrics::Counters;
 use crate::query::Query;
 use crate::window::{Closed, Ctx, SeriesWindows, WindowSpec};
-use crate::error::RejectReason;
 
 /// An event the late policy sent to the late stream.
 ///
@@ -109,10 +109,9 @@ impl Shard {
         let mut late = 0u64;
         for (hash, e) in events {
             let series = &mut self.series;
-            let idx = match self
-                .table
-                .find(hash, |&i| key_matches(&series[i as usize].key, tenant, &e, skip))
-            {
+            let idx = match self.table.find(hash, |&i| {
+                key_matches(&series[i as usize].key, tenant, &e, skip)
+            }) {
                 Some(&i) => i as usize,
                 None => {
                     let i = series.len();
@@ -122,7 +121,8 @@ impl Shard {
                         windows: SeriesWindows::new(&cfg.spec),
                     });
                     let i32_ = u32::try_from(i).unwrap_or(u32::MAX);
-                    self.table.insert_unique(hash, i32_, |&j| series[j as usize].hash);
+                    self.table
+                        .insert_unique(hash, i32_, |&j| series[j as usize].hash);
                     i
                 }
             };
@@ -197,7 +197,11 @@ impl Shard {
         self.next_deadline = next;
         if !cells.is_empty() {
             self.counters.windows_closed.add(cells.len() as u64);
-            tracing::trace!(watermark = wm, windows = cells.len(), "shard closed windows");
+            tracing::trace!(
+                watermark = wm,
+                windows = cells.len(),
+                "shard closed windows"
+            );
             self.log.push(Arc::new(cells));
         }
     }
@@ -210,16 +214,17 @@ impl Shard {
             if s.windows.is_empty() || !q.matches(&s.key) {
                 continue;
             }
-            s.windows.partials(&ctx, &mut |start, end, agg: WindowAggregate| {
-                if start >= q.from && start < q.to {
-                    v.push(ClosedCell {
-                        key: Arc::clone(&s.key),
-                        start,
-                        end,
-                        agg,
-                    });
-                }
-            });
+            s.windows
+                .partials(&ctx, &mut |start, end, agg: WindowAggregate| {
+                    if start >= q.from && start < q.to {
+                        v.push(ClosedCell {
+                            key: Arc::clone(&s.key),
+                            start,
+                            end,
+                            agg,
+                        });
+                    }
+                });
         }
         v
     }

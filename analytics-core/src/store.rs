@@ -54,7 +54,11 @@ impl Tier {
 
 /// Validated tiers in ms: (resolution, retention); resolution 0 means "windows as
 /// emitted" (hopping and session windows).
-pub(crate) fn tiers_ms(tiers: &[Tier], window: Option<i64>, tumbling: bool) -> Result<Vec<(i64, i64)>, Error> {
+pub(crate) fn tiers_ms(
+    tiers: &[Tier],
+    window: Option<i64>,
+    tumbling: bool,
+) -> Result<Vec<(i64, i64)>, Error> {
     let mut out: Vec<(i64, i64)> = tiers
         .iter()
         .map(|t| (millis(t.resolution), millis(t.retention)))
@@ -130,7 +134,11 @@ pub struct StoreStatus {
 }
 
 impl WindowStore {
-    pub(crate) fn new(agg: AggregateConfig, tiers: Vec<(i64, i64)>, applied: Arc<AtomicU64>) -> Self {
+    pub(crate) fn new(
+        agg: AggregateConfig,
+        tiers: Vec<(i64, i64)>,
+        applied: Arc<AtomicU64>,
+    ) -> Self {
         WindowStore {
             agg,
             tiers,
@@ -163,7 +171,11 @@ impl WindowStore {
         };
         let s = &mut self.stored[idx];
         for (t, &(res, _)) in self.tiers.iter().enumerate() {
-            let (bs, be) = if res == 0 { (start, end) } else { (pane_of(start, res), pane_of(start, res) + res) };
+            let (bs, be) = if res == 0 {
+                (start, end)
+            } else {
+                (pane_of(start, res), pane_of(start, res) + res)
+            };
             match s.tiers[t].get_mut(&bs) {
                 Some((_, a)) => a.merge(agg),
                 None => {
@@ -186,7 +198,10 @@ impl WindowStore {
         for s in &mut self.stored {
             for (t, &(_, ret)) in self.tiers.iter().enumerate() {
                 let cutoff = self.newest_end.saturating_sub(ret);
-                while s.tiers[t].first_key_value().is_some_and(|(_, (end, _))| *end <= cutoff) {
+                while s.tiers[t]
+                    .first_key_value()
+                    .is_some_and(|(_, (end, _))| *end <= cutoff)
+                {
                     s.tiers[t].pop_first();
                 }
             }
@@ -196,7 +211,11 @@ impl WindowStore {
     pub(crate) fn status(&self) -> StoreStatus {
         StoreStatus {
             series: self.stored.len(),
-            cells: self.stored.iter().map(|s| s.tiers.iter().map(BTreeMap::len).sum::<usize>()).sum(),
+            cells: self
+                .stored
+                .iter()
+                .map(|s| s.tiers.iter().map(BTreeMap::len).sum::<usize>())
+                .sum(),
             windows_received: self.windows,
             newest_end: self.newest_end,
         }
@@ -279,11 +298,19 @@ pub(crate) type Row<'s> = (SmallVec<[&'s str; 2]>, i64, i64, &'s WindowAggregate
 
 /// The group of a series for `q`.
 pub(crate) fn group_of<'s>(q: &Query, key: &'s SeriesKey) -> SmallVec<[&'s str; 2]> {
-    q.group_by.iter().map(|g| key.dim(g).unwrap_or("")).collect()
+    q.group_by
+        .iter()
+        .map(|g| key.dim(g).unwrap_or(""))
+        .collect()
 }
 
 /// Sorts `rows` and folds equal (group, bucket) runs into a result.
-pub(crate) fn fold(q: &Query, acc_cfg: &AggregateConfig, resolution_ms: i64, mut rows: Vec<Row<'_>>) -> QueryResult {
+pub(crate) fn fold(
+    q: &Query,
+    acc_cfg: &AggregateConfig,
+    resolution_ms: i64,
+    mut rows: Vec<Row<'_>>,
+) -> QueryResult {
     rows.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.cmp(&b.1)));
     let mut groups: Vec<GroupResult> = Vec::new();
     let mut i = 0;
@@ -374,12 +401,25 @@ mod tests {
         let s = Duration::from_secs(1);
         let m = Duration::from_secs(60);
         let h = Duration::from_secs(3600);
-        assert_eq!(tiers_ms(&[], Some(1000), true).unwrap(), [(1000, 3_600_000)]);
+        assert_eq!(
+            tiers_ms(&[], Some(1000), true).unwrap(),
+            [(1000, 3_600_000)]
+        );
         assert!(tiers_ms(&[Tier::new(s, h), Tier::new(m, h * 24)], Some(1000), true).is_ok());
         assert!(tiers_ms(&[Tier::new(m, h)], Some(1000), true).is_err());
-        assert!(tiers_ms(&[Tier::new(s, h), Tier::new(Duration::from_millis(1500), h)], Some(1000), true).is_err());
+        assert!(
+            tiers_ms(
+                &[Tier::new(s, h), Tier::new(Duration::from_millis(1500), h)],
+                Some(1000),
+                true
+            )
+            .is_err()
+        );
         assert!(tiers_ms(&[Tier::new(s, h), Tier::new(m, h)], None, false).is_err());
-        assert_eq!(tiers_ms(&[Tier::new(s, h)], None, false).unwrap(), [(0, 3_600_000)]);
+        assert_eq!(
+            tiers_ms(&[Tier::new(s, h)], None, false).unwrap(),
+            [(0, 3_600_000)]
+        );
         assert!(tiers_ms(&[Tier::new(s, Duration::ZERO)], Some(1000), true).is_err());
     }
 
@@ -405,16 +445,29 @@ mod tests {
         // 1 s tier keeps ~10 s; the 5 s tier everything.
         let q = Query::new("t", "m", 0, 30_000).aggregates([Aggregate::Count, Aggregate::Sum]);
         let r = st.run(&q).unwrap();
-        assert_eq!(r.resolution_ms, 5000, "1 s tier no longer reaches back to 0");
+        assert_eq!(
+            r.resolution_ms, 5000,
+            "1 s tier no longer reaches back to 0"
+        );
         assert_eq!(r.groups.len(), 1);
         assert_eq!(r.groups[0].points.len(), 6);
-        assert_eq!(r.groups[0].points[0].values, [Value::Count(10), Value::Number(Some(15.0))]);
-        let q = Query::new("t", "m", 25_000, 30_000).group_by("host").step(Duration::from_secs(5));
+        assert_eq!(
+            r.groups[0].points[0].values,
+            [Value::Count(10), Value::Number(Some(15.0))]
+        );
+        let q = Query::new("t", "m", 25_000, 30_000)
+            .group_by("host")
+            .step(Duration::from_secs(5));
         let r = st.run(&q).unwrap();
         assert_eq!(r.resolution_ms, 1000);
         assert_eq!(r.groups.len(), 2);
-        assert_eq!(r.group(&["b"]).unwrap().points[0].values[1], Value::Number(Some(10.0)));
-        let q = Query::new("t", "m", 0, 30_000).filter("host", "a").step(Duration::from_millis(2500));
+        assert_eq!(
+            r.group(&["b"]).unwrap().points[0].values[1],
+            Value::Number(Some(10.0))
+        );
+        let q = Query::new("t", "m", 0, 30_000)
+            .filter("host", "a")
+            .step(Duration::from_millis(2500));
         assert!(st.run(&q).is_err(), "no tier divides 2.5 s");
         assert_eq!(st.series_of("t", None).len(), 2);
         assert!(st.series_of("u", None).is_empty());

@@ -113,7 +113,8 @@ impl SpaceSaving {
     pub(crate) fn merge(&mut self, other: &SpaceSaving) {
         let floor_self = self.floor();
         let floor_other = other.floor();
-        let mut merged: Vec<(u64, TopItem)> = Vec::with_capacity(self.items.len() + other.items.len());
+        let mut merged: Vec<(u64, TopItem)> =
+            Vec::with_capacity(self.items.len() + other.items.len());
         for (h, it) in self.hashes.iter().zip(&self.items) {
             let mut t = it.clone();
             match other.find(&it.item, *h) {
@@ -136,7 +137,11 @@ impl SpaceSaving {
                 merged.push((*h, t));
             }
         }
-        merged.sort_by(|a, b| b.1.count.cmp(&a.1.count).then_with(|| a.1.item.cmp(&b.1.item)));
+        merged.sort_by(|a, b| {
+            b.1.count
+                .cmp(&a.1.count)
+                .then_with(|| a.1.item.cmp(&b.1.item))
+        });
         merged.truncate(self.capacity.max(other.capacity));
         self.capacity = self.capacity.max(other.capacity);
         self.hashes = merged.iter().map(|(h, _)| *h).collect();
@@ -170,8 +175,22 @@ mod tests {
             offer(&mut s, x);
         }
         let top = s.top(2);
-        assert_eq!(top[0], TopItem { item: "a".into(), count: 3, error: 0 });
-        assert_eq!(top[1], TopItem { item: "b".into(), count: 2, error: 0 });
+        assert_eq!(
+            top[0],
+            TopItem {
+                item: "a".into(),
+                count: 3,
+                error: 0
+            }
+        );
+        assert_eq!(
+            top[1],
+            TopItem {
+                item: "b".into(),
+                count: 2,
+                error: 0
+            }
+        );
     }
 
     fn check_bounds(s: &SpaceSaving, truth: &HashMap<String, u64>, n: Option<u64>) {
@@ -183,7 +202,10 @@ mod tests {
         let Some(n) = n else { return };
         for (x, &f) in truth {
             if f > n / s.capacity as u64 {
-                assert!(s.items.iter().any(|t| t.item == x.as_str()), "{x} ({f}) missing");
+                assert!(
+                    s.items.iter().any(|t| t.item == x.as_str()),
+                    "{x} ({f}) missing"
+                );
             }
         }
     }

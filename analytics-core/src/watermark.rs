@@ -110,10 +110,13 @@ impl Watermarks {
                 }
             }
             None => {
-                self.sources.insert(source.into(), Source {
-                    max_ts: max_ts.unwrap_or(i64::MIN),
-                    last_seen: now,
-                });
+                self.sources.insert(
+                    source.into(),
+                    Source {
+                        max_ts: max_ts.unwrap_or(i64::MIN),
+                        last_seen: now,
+                    },
+                );
             }
         }
         self.advance(now)
@@ -176,16 +179,35 @@ mod tests {
         assert_eq!(w.observe("a", Some(1_000), t0), 900);
         // b is behind: holds the watermark back (it never goes backwards).
         assert_eq!(w.observe("b", Some(500), t0), 900);
-        assert_eq!(w.observe("a", Some(5_000), t0 + Duration::from_secs(1)), 900);
-        assert_eq!(w.observe("b", Some(2_000), t0 + Duration::from_secs(2)), 1_900);
+        assert_eq!(
+            w.observe("a", Some(5_000), t0 + Duration::from_secs(1)),
+            900
+        );
+        assert_eq!(
+            w.observe("b", Some(2_000), t0 + Duration::from_secs(2)),
+            1_900
+        );
         // b goes quiet; after the idle timeout a alone drives the watermark.
-        assert_eq!(w.observe("a", Some(8_000), t0 + Duration::from_secs(11)), 1_900);
+        assert_eq!(
+            w.observe("a", Some(8_000), t0 + Duration::from_secs(11)),
+            1_900
+        );
         assert_eq!(w.advance(t0 + Duration::from_secs(12)), 7_900);
         let st = w.status(t0 + Duration::from_secs(12));
-        assert_eq!(st[1], SourceStatus { source: "b".into(), watermark: 1_900, idle: true });
+        assert_eq!(
+            st[1],
+            SourceStatus {
+                source: "b".into(),
+                watermark: 1_900,
+                idle: true
+            }
+        );
         // Everyone idle: the largest source watermark.
         assert_eq!(w.advance(t0 + Duration::from_secs(60)), 7_900);
         // b comes back with old data: the watermark does not regress.
-        assert_eq!(w.observe("b", Some(3_000), t0 + Duration::from_secs(61)), 7_900);
+        assert_eq!(
+            w.observe("b", Some(3_000), t0 + Duration::from_secs(61)),
+            7_900
+        );
     }
 }

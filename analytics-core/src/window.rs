@@ -114,7 +114,9 @@ impl WindowSpec {
         match self.kind {
             WindowKind::Panes { size, slide } => {
                 if size <= 0 || slide <= 0 {
-                    return Err(Error::Config("window size and slide must be at least 1 ms".into()));
+                    return Err(Error::Config(
+                        "window size and slide must be at least 1 ms".into(),
+                    ));
                 }
                 if slide > size || size % slide != 0 {
                     return Err(Error::Config(format!(
@@ -127,7 +129,9 @@ impl WindowSpec {
             }
             WindowKind::Session { gap } => {
                 if gap <= 0 {
-                    return Err(Error::Config("the session gap must be at least 1 ms".into()));
+                    return Err(Error::Config(
+                        "the session gap must be at least 1 ms".into(),
+                    ));
                 }
             }
         }
@@ -237,11 +241,14 @@ impl SeriesWindows {
                     last += 1;
                 }
                 if first == last {
-                    s.open.insert(first, Closed {
-                        start: lo,
-                        end: hi,
-                        agg: WindowAggregate::new(ctx.agg),
-                    });
+                    s.open.insert(
+                        first,
+                        Closed {
+                            start: lo,
+                            end: hi,
+                            agg: WindowAggregate::new(ctx.agg),
+                        },
+                    );
                 } else {
                     let mut merged = s.open.drain(first + 1..last).collect::<Vec<_>>();
                     let base = &mut s.open[first];
@@ -268,7 +275,9 @@ impl SeriesWindows {
                     if wm < (start + size).saturating_add(ctx.lateness) {
                         break;
                     }
-                    let Some((start, agg)) = p.panes.pop_front() else { break };
+                    let Some((start, agg)) = p.panes.pop_front() else {
+                        break;
+                    };
                     p.emitted_through = start;
                     out.push(Closed {
                         start,
@@ -283,7 +292,8 @@ impl SeriesWindows {
                     let limit = pane_of(wm.saturating_sub(ctx.lateness) - size, slide);
                     for i in 0..p.panes.len() {
                         let pane = p.panes[i].0;
-                        let mut s = (pane - size + slide).max(p.emitted_through.saturating_add(slide));
+                        let mut s =
+                            (pane - size + slide).max(p.emitted_through.saturating_add(slide));
                         while s <= pane && s <= limit {
                             out.push(Closed {
                                 start: s,
@@ -304,7 +314,9 @@ impl SeriesWindows {
                 }
             }
             (SeriesWindows::Sessions(s), WindowKind::Session { .. }) => {
-                let n = s.open.partition_point(|c| c.end.saturating_add(ctx.lateness) <= wm);
+                let n = s
+                    .open
+                    .partition_point(|c| c.end.saturating_add(ctx.lateness) <= wm);
                 // Sessions are sorted by start and disjoint, so also by end.
                 for c in s.open.drain(..n) {
                     s.closed_until = s.closed_until.max(c.end);
@@ -392,9 +404,18 @@ fn unreachable_kind() -> ! {
 mod tests {
     use super::*;
 
-    fn run(spec: WindowSpec, lateness: i64, events: &[(i64, f64)], wms: &[i64]) -> (Vec<(i64, i64, u64, f64)>, usize) {
+    fn run(
+        spec: WindowSpec,
+        lateness: i64,
+        events: &[(i64, f64)],
+        wms: &[i64],
+    ) -> (Vec<(i64, i64, u64, f64)>, usize) {
         let agg = AggregateConfig::basic();
-        let ctx = Ctx { spec: spec.kind, lateness, agg: &agg };
+        let ctx = Ctx {
+            spec: spec.kind,
+            lateness,
+            agg: &agg,
+        };
         let mut w = SeriesWindows::new(&spec);
         let mut out = Vec::new();
         let mut late = 0;
@@ -409,7 +430,12 @@ mod tests {
         }
         w.close(&ctx, i64::MAX, &mut out);
         assert!(w.is_empty());
-        (out.into_iter().map(|c| (c.start, c.end, c.agg.count(), c.agg.sum())).collect(), late)
+        (
+            out.into_iter()
+                .map(|c| (c.start, c.end, c.agg.count(), c.agg.sum()))
+                .collect(),
+            late,
+        )
     }
 
     #[test]
@@ -479,7 +505,11 @@ mod tests {
     fn deadlines_track_the_first_window() {
         let spec = WindowSpec::hopping(Duration::from_millis(10), Duration::from_millis(5));
         let agg = AggregateConfig::basic();
-        let ctx = Ctx { spec: spec.kind, lateness: 3, agg: &agg };
+        let ctx = Ctx {
+            spec: spec.kind,
+            lateness: 3,
+            agg: &agg,
+        };
         let mut w = SeriesWindows::new(&spec);
         assert_eq!(w.deadline(&ctx), i64::MAX);
         w.slot(&ctx, 7).add(1.0, None, None);
@@ -493,9 +523,21 @@ mod tests {
     #[test]
     fn spec_validation() {
         assert!(WindowSpec::tumbling(Duration::ZERO).validate().is_err());
-        assert!(WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(3)).validate().is_err());
-        assert!(WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(20)).validate().is_err());
-        assert!(WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)).validate().is_ok());
+        assert!(
+            WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(3))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(20))
+                .validate()
+                .is_err()
+        );
+        assert!(
+            WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2))
+                .validate()
+                .is_ok()
+        );
         assert!(WindowSpec::session(Duration::ZERO).validate().is_err());
         assert!(WindowSpec::tumbling(Duration::from_secs(60)).is_tumbling());
     }

@@ -28,7 +28,12 @@ fn check_exact(engine: &Engine, events: &[Event], size: i64) {
     let oracle = tumbling_oracle(events, size);
     let q = Query::new("default", "latency", T0 - size, T0 + 10 * 3_600_000)
         .group_by("host")
-        .aggregates([Aggregate::Count, Aggregate::Sum, Aggregate::Min, Aggregate::Max]);
+        .aggregates([
+            Aggregate::Count,
+            Aggregate::Sum,
+            Aggregate::Min,
+            Aggregate::Max,
+        ]);
     let r = engine.query(&q).unwrap();
     let mut seen = 0;
     for g in &r.groups {
@@ -42,13 +47,21 @@ fn check_exact(engine: &Engine, events: &[Event], size: i64) {
             seen += 1;
         }
     }
-    assert_eq!(seen, oracle.len(), "every window of the oracle is in the store");
+    assert_eq!(
+        seen,
+        oracle.len(),
+        "every window of the oracle is in the store"
+    );
 }
 
 #[tokio::test]
 async fn tumbling_exact_in_order() {
     let clock = clock();
-    let engine = builder(&clock).shards(3).window(WindowSpec::tumbling(MIN)).build().unwrap();
+    let engine = builder(&clock)
+        .shards(3)
+        .window(WindowSpec::tumbling(MIN))
+        .build()
+        .unwrap();
     let evs = events(&mut Rng::new(1), 20_000, 17, 50);
     ingest_all(&engine, &evs, 500).await;
     engine.finish(WAIT).await.unwrap();
@@ -62,7 +75,11 @@ async fn tumbling_exact_in_order() {
 #[tokio::test]
 async fn tumbling_exact_out_of_order_within_bound() {
     let clock = clock();
-    let engine = builder(&clock).shards(2).window(WindowSpec::tumbling(Duration::from_secs(10))).build().unwrap();
+    let engine = builder(&clock)
+        .shards(2)
+        .window(WindowSpec::tumbling(Duration::from_secs(10)))
+        .build()
+        .unwrap();
     let mut evs = events(&mut Rng::new(2), 10_000, 5, 20);
     // Shuffle inside blocks of 200 events (at most 200 * 20 ms = 4 s apart, under the
     // 5 s out-of-orderness bound): nothing is late.
@@ -81,28 +98,45 @@ async fn tumbling_exact_out_of_order_within_bound() {
 #[tokio::test]
 async fn percentiles_within_sketch_error_and_distinct_within_hll_error() {
     let clock = clock();
-    let engine = builder(&clock).shards(2).window(WindowSpec::tumbling(MIN)).build().unwrap();
+    let engine = builder(&clock)
+        .shards(2)
+        .window(WindowSpec::tumbling(MIN))
+        .build()
+        .unwrap();
     let mut rng = Rng::new(4);
     // One window, one series, 20 000 values over 3 orders of magnitude, 5 000 entities.
     let evs: Vec<Event> = (0..20_000)
         .map(|i| {
-            Event::new("latency", T0 + (i % 50_000) as i64, (rng.below(100_000) + 1) as f64 / 100.0)
-                .dim("host", "a")
-                .entity(&format!("user-{}", rng.below(5_000)))
+            Event::new(
+                "latency",
+                T0 + (i % 50_000) as i64,
+                (rng.below(100_000) + 1) as f64 / 100.0,
+            )
+            .dim("host", "a")
+            .entity(&format!("user-{}", rng.below(5_000)))
         })
         .collect();
-    let truth_distinct = evs.iter().map(|e| e.entity_hash().unwrap()).collect::<HashSet<_>>().len();
+    let truth_distinct = evs
+        .iter()
+        .map(|e| e.entity_hash().unwrap())
+        .collect::<HashSet<_>>()
+        .len();
     ingest_all(&engine, &evs, 1000).await;
     engine.finish(WAIT).await.unwrap();
     let qs = [0.01, 0.25, 0.5, 0.9, 0.99, 0.999];
-    let q = Query::new("default", "latency", T0 - 60_000, T0 + 60_000)
-        .aggregates(qs.iter().map(|q| Aggregate::Quantile(*q)).chain([Aggregate::Distinct]));
+    let q = Query::new("default", "latency", T0 - 60_000, T0 + 60_000).aggregates(
+        qs.iter()
+            .map(|q| Aggregate::Quantile(*q))
+            .chain([Aggregate::Distinct]),
+    );
     let r = engine.query(&q).unwrap();
     let p = &r.groups[0].points[0];
     let mut sorted: Vec<f64> = evs.iter().map(Event::value).collect();
     sorted.sort_by(f64::total_cmp);
     for (i, q) in qs.iter().enumerate() {
-        let Value::Estimate(Some(est)) = p.values[i] else { panic!("{:?}", p.values[i]) };
+        let Value::Estimate(Some(est)) = p.values[i] else {
+            panic!("{:?}", p.values[i])
+        };
         let truth = sorted[(q * (sorted.len() - 1) as f64) as usize];
         assert!(
             (est.value - truth).abs() <= truth * est.rel_error * 1.0001,
@@ -111,9 +145,15 @@ async fn percentiles_within_sketch_error_and_distinct_within_hll_error() {
             est.rel_error
         );
     }
-    let Value::Estimate(Some(d)) = p.values[qs.len()] else { panic!() };
+    let Value::Estimate(Some(d)) = p.values[qs.len()] else {
+        panic!()
+    };
     let err = (d.value - truth_distinct as f64).abs() / truth_distinct as f64;
-    assert!(err <= 3.0 * d.rel_error, "distinct {} vs {truth_distinct}", d.value);
+    assert!(
+        err <= 3.0 * d.rel_error,
+        "distinct {} vs {truth_distinct}",
+        d.value
+    );
 }
 
 #[tokio::test]
@@ -122,26 +162,49 @@ async fn late_events_dropped_and_counted() {
     let engine = builder(&clock)
         .shards(2)
         .window(WindowSpec::tumbling(Duration::from_secs(10)))
-        .time(TimeMode::event_time(Duration::ZERO, Duration::from_secs(60)))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(60),
+        ))
         .allowed_lateness(Duration::from_secs(2))
         .build()
         .unwrap();
     let e = |ts: i64, v: f64| Event::new("latency", T0 + ts, v).dim("host", "a");
     // Watermark 25 s: window [0,10) final (10 + 2 <= 25), [10,20) final, [20,30) open.
-    engine.ingest(Batch::new(vec![e(1_000, 1.0), e(25_000, 2.0)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![e(1_000, 1.0), e(25_000, 2.0)]))
+        .await
+        .unwrap();
     // 21 s: within [20,30), fine. 19 s: [10,20) is final (20 + 2 <= 25): late.
     // 3 s: late.
-    engine.ingest(Batch::new(vec![e(21_000, 4.0), e(19_000, 8.0), e(3_000, 16.0)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![
+            e(21_000, 4.0),
+            e(19_000, 8.0),
+            e(3_000, 16.0),
+        ]))
+        .await
+        .unwrap();
     // Watermark 31 s: [20,30) not final yet (30 + 2 > 31); an event at 29 s is accepted
     // though it is behind the watermark (allowed lateness).
-    engine.ingest(Batch::new(vec![e(31_000, 32.0), e(29_000, 64.0)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![e(31_000, 32.0), e(29_000, 64.0)]))
+        .await
+        .unwrap();
     engine.finish(WAIT).await.unwrap();
     let m = engine.metrics();
     assert_eq!(m.rejected(RejectReason::Late), 2);
-    assert_eq!(m.accepted, 7, "late events are accepted at ingest, rejected by the shard");
+    assert_eq!(
+        m.accepted, 7,
+        "late events are accepted at ingest, rejected by the shard"
+    );
     let q = Query::new("default", "latency", T0, T0 + 60_000).aggregates([Aggregate::Sum]);
     let r = engine.query(&q).unwrap();
-    let sums: Vec<(i64, f64)> = r.groups[0].points.iter().map(|p| (p.start - T0, p.values[0].as_f64().unwrap())).collect();
+    let sums: Vec<(i64, f64)> = r.groups[0]
+        .points
+        .iter()
+        .map(|p| (p.start - T0, p.values[0].as_f64().unwrap()))
+        .collect();
     assert_eq!(sums, [(0, 1.0), (20_000, 2.0 + 4.0 + 64.0), (30_000, 32.0)]);
 }
 
@@ -151,7 +214,10 @@ async fn late_events_to_the_late_stream() {
     let engine = builder(&clock)
         .shards(1)
         .window(WindowSpec::tumbling(Duration::from_secs(10)))
-        .time(TimeMode::event_time(Duration::ZERO, Duration::from_secs(60)))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(60),
+        ))
         .late_policy(LatePolicy::Stream { capacity: 2 })
         .build()
         .unwrap();
@@ -159,10 +225,15 @@ async fn late_events_to_the_late_stream() {
     assert!(engine.late_events().is_none(), "taken once");
     let e = |ts: i64| Event::new("latency", T0 + ts, 1.0).dim("host", "a");
     engine.ingest(Batch::new(vec![e(50_000)])).await.unwrap();
-    engine.ingest(Batch::new(vec![e(1), e(2), e(3)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![e(1), e(2), e(3)]))
+        .await
+        .unwrap();
     engine.flush(WAIT).await.unwrap();
     // Capacity 2, drop-oldest: the last two are there, the first was dropped and counted.
-    let got: Vec<i64> = std::iter::from_fn(|| late.try_recv().ok()).map(|l| l.event.timestamp_ms() - T0).collect();
+    let got: Vec<i64> = std::iter::from_fn(|| late.try_recv().ok())
+        .map(|l| l.event.timestamp_ms() - T0)
+        .collect();
     assert_eq!(got, [2, 3]);
     let m = engine.metrics();
     assert_eq!(m.rejected(RejectReason::Late), 3);
@@ -176,13 +247,24 @@ async fn session_windows_split_and_merge() {
     let engine = builder(&clock)
         .shards(2)
         .window(WindowSpec::session(Duration::from_secs(5)))
-        .time(TimeMode::event_time(Duration::from_secs(30), Duration::from_secs(60)))
+        .time(TimeMode::event_time(
+            Duration::from_secs(30),
+            Duration::from_secs(60),
+        ))
         .build()
         .unwrap();
     let e = |host: &str, s: i64| Event::new("clicks", T0 + s * 1000, 1.0).dim("host", host);
     // a: [0,5) and [10,15) stay apart until 7 and 12... 7 bridges nothing (7+5 = 12 > 10:
     // it overlaps [10,15)), so a: {0} , {7,10,12}. b: {0,4,8} chain into one.
-    let batch = vec![e("a", 0), e("a", 10), e("b", 0), e("b", 8), e("a", 12), e("b", 4), e("a", 7)];
+    let batch = vec![
+        e("a", 0),
+        e("a", 10),
+        e("b", 0),
+        e("b", 8),
+        e("a", 12),
+        e("b", 4),
+        e("a", 7),
+    ];
     engine.ingest(Batch::new(batch)).await.unwrap();
     engine.finish(WAIT).await.unwrap();
     let q = Query::new("default", "clicks", T0 - 100_000, T0 + 100_000)
@@ -190,8 +272,17 @@ async fn session_windows_split_and_merge() {
         .aggregates([Aggregate::Count]);
     let r = engine.query(&q).unwrap();
     let sessions = |h: &str| -> Vec<(i64, i64, u64)> {
-        r.group(&[h]).unwrap().points.iter()
-            .map(|p| ((p.start - T0) / 1000, (p.end - T0) / 1000, p.values[0].as_f64().unwrap() as u64))
+        r.group(&[h])
+            .unwrap()
+            .points
+            .iter()
+            .map(|p| {
+                (
+                    (p.start - T0) / 1000,
+                    (p.end - T0) / 1000,
+                    p.values[0].as_f64().unwrap() as u64,
+                )
+            })
             .collect()
     };
     assert_eq!(r.resolution_ms, 0);
@@ -204,7 +295,10 @@ async fn hopping_windows_exact() {
     let clock = clock();
     let engine = builder(&clock)
         .shards(2)
-        .window(WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)))
+        .window(WindowSpec::hopping(
+            Duration::from_secs(10),
+            Duration::from_secs(2),
+        ))
         .build()
         .unwrap();
     let evs = events(&mut Rng::new(5), 5_000, 3, 20);
@@ -215,7 +309,9 @@ async fn hopping_windows_exact() {
     for e in &evs {
         let p = e.timestamp_ms() - e.timestamp_ms().rem_euclid(2_000);
         for k in 0..5 {
-            let x = oracle.entry((e.dim_value("host").unwrap().to_owned(), p - k * 2_000)).or_default();
+            let x = oracle
+                .entry((e.dim_value("host").unwrap().to_owned(), p - k * 2_000))
+                .or_default();
             x.0 += 1;
             x.1 += e.value();
         }
@@ -240,12 +336,18 @@ async fn hopping_windows_exact() {
 #[tokio::test]
 async fn invalid_events_rejected_by_index_rest_accepted() {
     let clock = clock();
-    let engine = builder(&clock).limits(Limits::default().max_dims(2)).build().unwrap();
+    let engine = builder(&clock)
+        .limits(Limits::default().max_dims(2))
+        .build()
+        .unwrap();
     let ok = |v: f64| Event::new("m", T0, v);
     let batch = vec![
         ok(1.0),
         ok(f64::NAN),
-        Event::new("m", T0, 1.0).dim("a", "1").dim("b", "2").dim("c", "3"),
+        Event::new("m", T0, 1.0)
+            .dim("a", "1")
+            .dim("b", "2")
+            .dim("c", "3"),
         ok(2.0),
         Event::new("m", T0 + 2 * 3_600_000, 1.0),
         Event::new("m", T0, 1.0).dim("k", "x".repeat(129)),
@@ -255,26 +357,40 @@ async fn invalid_events_rejected_by_index_rest_accepted() {
     let r = engine.ingest(Batch::new(batch)).await.unwrap();
     assert_eq!(r.accepted, 2);
     let got: Vec<(usize, RejectReason)> = r.rejected.iter().map(|r| (r.index, r.reason)).collect();
-    assert_eq!(got, [
-        (1, RejectReason::NonFiniteValue),
-        (2, RejectReason::TooManyDimensions),
-        (4, RejectReason::TimestampInFuture),
-        (5, RejectReason::DimensionTooLong),
-        (6, RejectReason::InvalidMetric),
-        (7, RejectReason::TimestampTooOld),
-    ]);
+    assert_eq!(
+        got,
+        [
+            (1, RejectReason::NonFiniteValue),
+            (2, RejectReason::TooManyDimensions),
+            (4, RejectReason::TimestampInFuture),
+            (5, RejectReason::DimensionTooLong),
+            (6, RejectReason::InvalidMetric),
+            (7, RejectReason::TimestampTooOld),
+        ]
+    );
     engine.finish(WAIT).await.unwrap();
     let m = engine.metrics();
     assert_eq!(m.rejected(RejectReason::NonFiniteValue), 1);
     assert_eq!(m.rejected(RejectReason::TimestampTooOld), 1);
-    let r = engine.query(&Query::new("default", "m", T0 - MIN.as_millis() as i64, T0 + 60_000)).unwrap();
+    let r = engine
+        .query(&Query::new(
+            "default",
+            "m",
+            T0 - MIN.as_millis() as i64,
+            T0 + 60_000,
+        ))
+        .unwrap();
     assert_eq!(r.groups[0].points[0].values[0], Value::Count(2));
 }
 
 #[tokio::test]
 async fn busy_with_retry_after_hands_the_batch_back() {
     let clock = clock();
-    let engine = builder(&clock).shards(1).mailbox_capacity(1).build().unwrap();
+    let engine = builder(&clock)
+        .shards(1)
+        .mailbox_capacity(1)
+        .build()
+        .unwrap();
     let b = || Batch::new(vec![Event::new("m", T0, 1.0)]);
     // Current-thread runtime: the shard does not run until we yield, so the first batch
     // fills its mailbox.
@@ -303,7 +419,10 @@ async fn per_tenant_rate_limit() {
     engine.ingest(b("acme", 10)).await.unwrap();
     let err = engine.ingest(b("acme", 1)).await.unwrap_err();
     match &err.error {
-        Error::RateLimited { tenant, retry_after } => {
+        Error::RateLimited {
+            tenant,
+            retry_after,
+        } => {
             assert_eq!(tenant, "acme");
             assert_eq!(*retry_after, Duration::from_millis(100));
         }
@@ -312,7 +431,13 @@ async fn per_tenant_rate_limit() {
     // Another tenant has its own budget.
     engine.ingest(b("other", 10)).await.unwrap();
     let err = engine.ingest(b("other2", 11)).await.unwrap_err();
-    assert_eq!(err.error, Error::BatchTooLarge { events: 11, max: 10 });
+    assert_eq!(
+        err.error,
+        Error::BatchTooLarge {
+            events: 11,
+            max: 10
+        }
+    );
     clock.advance(Duration::from_secs(1));
     assert_eq!(err.into_batch().len(), 11, "handed back whole");
     // A second later acme has its budget back.
@@ -325,21 +450,38 @@ async fn idle_source_does_not_stall_the_watermark() {
     let clock = clock();
     let engine = builder(&clock)
         .window(WindowSpec::tumbling(Duration::from_secs(10)))
-        .time(TimeMode::event_time(Duration::ZERO, Duration::from_secs(30)))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(30),
+        ))
         .build()
         .unwrap();
     let e = |ts: i64| Event::new("m", T0 + ts, 1.0);
-    engine.ingest(Batch::new(vec![e(1_000)]).source("quiet")).await.unwrap();
-    engine.ingest(Batch::new(vec![e(2_000), e(45_000)]).source("busy")).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![e(1_000)]).source("quiet"))
+        .await
+        .unwrap();
+    engine
+        .ingest(Batch::new(vec![e(2_000), e(45_000)]).source("busy"))
+        .await
+        .unwrap();
     engine.flush(WAIT).await.unwrap();
-    assert_eq!(engine.watermark(), T0 + 1_000, "the quiet source holds it back");
+    assert_eq!(
+        engine.watermark(),
+        T0 + 1_000,
+        "the quiet source holds it back"
+    );
     let q = Query::new("default", "m", T0, T0 + 100_000);
     assert!(engine.query(&q).unwrap().groups.is_empty());
     clock.advance(Duration::from_secs(31));
     assert_eq!(engine.tick().await.unwrap(), T0 + 45_000);
     engine.flush(WAIT).await.unwrap();
     let r = engine.query(&q).unwrap();
-    assert_eq!(r.groups[0].points.len(), 1, "[0,10) closed; [40,50) still open");
+    assert_eq!(
+        r.groups[0].points.len(),
+        1,
+        "[0,10) closed; [40,50) still open"
+    );
     assert_eq!(r.groups[0].points[0].values[0], Value::Count(2));
     let m = engine.metrics();
     assert!(m.sources.iter().any(|s| s.source == "quiet" && s.idle));
@@ -354,14 +496,29 @@ async fn processing_time_windows_follow_the_clock() {
         .build()
         .unwrap();
     // Timestamps are ignored: events are stamped on arrival.
-    engine.ingest(Batch::new(vec![Event::new("m", 0, 1.0), Event::new("m", 5, 2.0)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![
+            Event::new("m", 0, 1.0),
+            Event::new("m", 5, 2.0),
+        ]))
+        .await
+        .unwrap();
     clock.advance(Duration::from_millis(1500));
-    engine.ingest(Batch::new(vec![Event::new("m", 0, 4.0)])).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![Event::new("m", 0, 4.0)]))
+        .await
+        .unwrap();
     clock.advance(Duration::from_secs(1));
     engine.tick().await.unwrap();
     engine.flush(WAIT).await.unwrap();
-    let r = engine.query(&Query::new("default", "m", T0, T0 + 10_000).aggregates([Aggregate::Sum])).unwrap();
-    let sums: Vec<(i64, f64)> = r.groups[0].points.iter().map(|p| (p.start - T0, p.values[0].as_f64().unwrap())).collect();
+    let r = engine
+        .query(&Query::new("default", "m", T0, T0 + 10_000).aggregates([Aggregate::Sum]))
+        .unwrap();
+    let sums: Vec<(i64, f64)> = r.groups[0]
+        .points
+        .iter()
+        .map(|p| (p.start - T0, p.values[0].as_f64().unwrap()))
+        .collect();
     assert_eq!(sums, [(0, 3.0), (1_000, 4.0)]);
 }
 
@@ -384,17 +541,30 @@ async fn downsampling_tiers_and_filters() {
         .step(MIN)
         .aggregates([Aggregate::Count, Aggregate::Max]);
     let r = engine.query(&q).unwrap();
-    assert_eq!(r.resolution_ms, 1_000, "the 1 s tier still covers the range");
+    assert_eq!(
+        r.resolution_ms, 1_000,
+        "the 1 s tier still covers the range"
+    );
     let oracle = tumbling_oracle(&evs, 60_000);
     for p in &r.groups[0].points {
         let x = &oracle[&("h1".to_owned(), p.start)];
-        assert_eq!(p.values, [Value::Count(x.count), Value::Number(Some(x.max))]);
+        assert_eq!(
+            p.values,
+            [Value::Count(x.count), Value::Number(Some(x.max))]
+        );
     }
-    assert_eq!(r.groups[0].points.len(), oracle.keys().filter(|(h, _)| h == "h1").count());
+    assert_eq!(
+        r.groups[0].points.len(),
+        oracle.keys().filter(|(h, _)| h == "h1").count()
+    );
     assert_eq!(engine.series("default", Some("latency")).len(), 4);
     assert!(engine.series("other", None).is_empty());
     // Bad queries are errors, not panics.
-    assert!(engine.query(&Query::new("default", "latency", 10, 10)).is_err());
+    assert!(
+        engine
+            .query(&Query::new("default", "latency", 10, 10))
+            .is_err()
+    );
     let bad = Query::new("default", "latency", 0, 10).aggregates([Aggregate::TopK(3)]);
     assert!(matches!(engine.query(&bad), Err(Error::Query(_))));
 }
@@ -409,18 +579,33 @@ async fn top_k_over_a_dimension() {
     let mut evs = Vec::new();
     for (path, n) in [("/a", 500), ("/b", 300), ("/c", 100)] {
         for i in 0..n {
-            evs.push(Event::new("hits", T0 + i, 1.0).dim("path", path).dim("host", "x"));
+            evs.push(
+                Event::new("hits", T0 + i, 1.0)
+                    .dim("path", path)
+                    .dim("host", "x"),
+            );
         }
     }
     for i in 0..200 {
-        evs.push(Event::new("hits", T0 + i, 1.0).dim("path", format!("/rare{i}")).dim("host", "x"));
+        evs.push(
+            Event::new("hits", T0 + i, 1.0)
+                .dim("path", format!("/rare{i}"))
+                .dim("host", "x"),
+        );
     }
     ingest_all(&engine, &evs, 64).await;
     engine.finish(WAIT).await.unwrap();
     // The path is not part of the series key: one series.
     assert_eq!(engine.series("default", None).len(), 1);
-    let r = engine.query(&Query::new("default", "hits", T0 - 60_000, T0 + 60_000).aggregates([Aggregate::TopK(3)])).unwrap();
-    let Value::TopK(top) = &r.groups[0].points[0].values[0] else { panic!() };
+    let r = engine
+        .query(
+            &Query::new("default", "hits", T0 - 60_000, T0 + 60_000)
+                .aggregates([Aggregate::TopK(3)]),
+        )
+        .unwrap();
+    let Value::TopK(top) = &r.groups[0].points[0].values[0] else {
+        panic!()
+    };
     let names: Vec<&str> = top.iter().map(|t| t.item.as_str()).collect();
     assert_eq!(names, ["/a", "/b", "/c"]);
     for (t, truth) in top.iter().zip([500, 300, 100]) {
@@ -432,10 +617,24 @@ async fn top_k_over_a_dimension() {
 async fn tenants_are_separate() {
     let clock = clock();
     let engine = builder(&clock).build().unwrap();
-    engine.ingest(Batch::new(vec![Event::new("m", T0, 1.0)]).tenant("a")).await.unwrap();
-    engine.ingest(Batch::new(vec![Event::new("m", T0, 5.0)]).tenant("b")).await.unwrap();
+    engine
+        .ingest(Batch::new(vec![Event::new("m", T0, 1.0)]).tenant("a"))
+        .await
+        .unwrap();
+    engine
+        .ingest(Batch::new(vec![Event::new("m", T0, 5.0)]).tenant("b"))
+        .await
+        .unwrap();
     engine.finish(WAIT).await.unwrap();
-    let sum = |t: &str| engine.query(&Query::new(t, "m", T0 - 60_000, T0 + 60_000).aggregates([Aggregate::Sum])).unwrap().groups[0].points[0].values[0].clone();
+    let sum = |t: &str| {
+        engine
+            .query(&Query::new(t, "m", T0 - 60_000, T0 + 60_000).aggregates([Aggregate::Sum]))
+            .unwrap()
+            .groups[0]
+            .points[0]
+            .values[0]
+            .clone()
+    };
     assert_eq!(sum("a"), Value::Number(Some(1.0)));
     assert_eq!(sum("b"), Value::Number(Some(5.0)));
 }
@@ -445,10 +644,30 @@ async fn config_errors() {
     let clock = clock();
     assert!(builder(&clock).shards(0).build().is_err());
     assert!(builder(&clock).mailbox_capacity(0).build().is_err());
-    assert!(builder(&clock).late_policy(LatePolicy::Stream { capacity: 0 }).build().is_err());
-    assert!(builder(&clock).window(WindowSpec::hopping(MIN, Duration::from_secs(7))).build().is_err());
-    assert!(builder(&clock).aggregates(AggregateConfig::default().distinct(Some(30))).build().is_err());
-    assert!(builder(&clock).tick_interval(Some(Duration::ZERO)).build().is_err());
+    assert!(
+        builder(&clock)
+            .late_policy(LatePolicy::Stream { capacity: 0 })
+            .build()
+            .is_err()
+    );
+    assert!(
+        builder(&clock)
+            .window(WindowSpec::hopping(MIN, Duration::from_secs(7)))
+            .build()
+            .is_err()
+    );
+    assert!(
+        builder(&clock)
+            .aggregates(AggregateConfig::default().distinct(Some(30)))
+            .build()
+            .is_err()
+    );
+    assert!(
+        builder(&clock)
+            .tick_interval(Some(Duration::ZERO))
+            .build()
+            .is_err()
+    );
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use common::{T0, builder, clock};
 use proptest::prelude::*;
-use weft_analytics::{Aggregate, Batch, Event, Query, QueryResult, RejectReason, TimeMode, WindowSpec};
+use weft_analytics::{
+    Aggregate, Batch, Event, Query, QueryResult, RejectReason, TimeMode, WindowSpec,
+};
 
 const OOO: i64 = 1_000;
 
@@ -37,13 +39,19 @@ fn needed_lateness(batches: &[Vec<Event>]) -> i64 {
 }
 
 fn run(kind: u8, shards: usize, lateness: i64, batches: Vec<Vec<Event>>) -> (QueryResult, u64) {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let clock = clock();
         let engine = builder(&clock)
             .shards(shards)
             .window(spec(kind))
-            .time(TimeMode::event_time(Duration::from_millis(OOO as u64), Duration::from_secs(600)))
+            .time(TimeMode::event_time(
+                Duration::from_millis(OOO as u64),
+                Duration::from_secs(600),
+            ))
             .allowed_lateness(Duration::from_millis(lateness as u64))
             .build()
             .unwrap();
@@ -73,7 +81,9 @@ fn arb_events() -> impl Strategy<Value = Vec<Event>> {
     prop::collection::vec((0i64..30_000, 0u8..3, 1u32..100, 0u64..20), 1..120).prop_map(|v| {
         v.into_iter()
             .map(|(t, k, val, ent)| {
-                Event::new("m", T0 + t, f64::from(val)).dim("k", format!("k{k}")).entity_hashed(ent)
+                Event::new("m", T0 + t, f64::from(val))
+                    .dim("k", format!("k{k}"))
+                    .entity_hashed(ent)
             })
             .collect()
     })

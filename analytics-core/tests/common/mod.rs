@@ -20,7 +20,10 @@ pub fn builder(clock: &ManualClock) -> EngineBuilder {
     Engine::builder()
         .clock(clock.clone())
         .tick_interval(None)
-        .time(TimeMode::event_time(Duration::from_secs(5), Duration::from_secs(60)))
+        .time(TimeMode::event_time(
+            Duration::from_secs(5),
+            Duration::from_secs(60),
+        ))
 }
 
 /// A small deterministic generator (xorshift64*).
