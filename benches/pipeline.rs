@@ -1,13 +1,13 @@
 //! weft-analytics: pre-parsed events through the whole engine (validation, rate-limit
 //! check, partitioning, shard actors, windows, sketches, closed-window log, store).
 //!
-//! - `pipeline/tumbling_1m_10k_series/{1,2}_threads`: 100K events per iteration over 10K
+//! - `pipeline/tumbling_1m_10k_series/{1,2}` (worker threads): 100K events per iteration over 10K
 //!   series (metric + `host` dimension), tumbling 1-minute windows with count, sum, min,
 //!   max, a DDSketch (1 %) and HLL++ (p = 12) per cell; 1 shard on a 1-worker tokio
 //!   runtime vs 2 shards on 2 workers. The producers (one task per worker, each its own
 //!   source) run on the runtime too, so the thread count is the whole engine's. Each iteration ends with a flush (every event
 //!   placed). Targets: >= 2M events/s per core; >= 1.8x from 1 to 2 threads.
-//! - `pipeline/hopping_10s_2s_10k_series/1_thread`: the same events through hopping
+//! - `pipeline/hopping_10s_2s_10k_series_1_thread`: the same events through hopping
 //!   windows of 10 s sliding by 2 s (5 panes per window, merged on close). Target:
 //!   >= 250K events/s per core.
 //! - `pipeline/query_1k_series`: a query returning 1K series (group-by host, count, sum,
@@ -29,7 +29,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use weft::analytics::{Aggregate, Batch, Engine, Event, Limits, Query, TimeMode, WindowSpec};
 use weft::time::ManualClock;
 
@@ -165,20 +165,18 @@ fn tumbling(c: &mut Criterion) {
         let rt = runtime(threads);
         let engine = engine(&rt, threads, WindowSpec::tumbling(Duration::from_secs(60)));
         let mut cursor = T0;
-        group.bench_function(
-            format!("{threads}_thread{}", if threads == 1 { "" } else { "s" }),
-            |b| {
-                // 100K events per 10 s of event time: ~60 events per series per window.
-                b.iter_custom(|iters| run(&rt, &engine, threads, &mut cursor, 10_000, iters));
-            },
-        );
+        // Workload `tumbling_1m_10k_series/<threads>`.
+        group.bench_function(BenchmarkId::new("weft", threads), |b| {
+            // 100K events per 10 s of event time: ~60 events per series per window.
+            b.iter_custom(|iters| run(&rt, &engine, threads, &mut cursor, 10_000, iters));
+        });
         rt.block_on(engine.shutdown(Duration::from_secs(5)));
     }
     group.finish();
 }
 
 fn hopping(c: &mut Criterion) {
-    let mut group = c.benchmark_group("pipeline/hopping_10s_2s_10k_series");
+    let mut group = c.benchmark_group("pipeline/hopping_10s_2s_10k_series_1_thread");
     group.throughput(Throughput::Elements(EVENTS as u64));
     let rt = runtime(1);
     let engine = engine(
@@ -187,7 +185,7 @@ fn hopping(c: &mut Criterion) {
         WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)),
     );
     let mut cursor = T0;
-    group.bench_function("1_thread", |b| {
+    group.bench_function("weft", |b| {
         // 100K events per 2 s: every pane of every key gets ~10 events; a window of
         // every key closes per iteration.
         b.iter_custom(|iters| run(&rt, &engine, 1, &mut cursor, 2_000, iters));

@@ -89,6 +89,9 @@ pub use weft_workerpool as workerpool;
 /// Each chapter is gated on the features its snippets use.
 #[cfg(doctest)]
 pub mod book {
+    #[cfg(all(feature = "analytics", feature = "time"))]
+    #[doc = include_str!("../docs/src/analytics.md")]
+    pub struct Analytics;
     #[cfg(feature = "actor")]
     #[doc = include_str!("../docs/src/actor.md")]
     pub struct Actor;
