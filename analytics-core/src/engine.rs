@@ -9,8 +9,9 @@ use weft_actor::{ActorRef, Overflow as MailboxOverflow, SendError, SpawnOptions,
 use weft_cqrs::ProjectionHandle;
 use weft_ratelimit::{KeyedLimiter, Quota};
 use weft_reactive::{Overflow as StreamOverflow, Receiver};
+use weft_sync::CachePadded;
 use weft_sync::Mutex;
-use weft_sync::atomic::AtomicU64;
+use weft_sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use weft_time::{Clock, SystemClock};
 
 use crate::agg::AggregateConfig;
@@ -222,7 +223,7 @@ impl EngineBuilder {
             ),
             None => None,
         };
-        let counters = Arc::new(Counters::new());
+        let counters = Arc::new(Counters::new(self.shards));
         let applied = Arc::new(AtomicU64::new(0));
         let log = Arc::new(CellLog::new(Arc::clone(&applied)));
         let store = weft_cqrs::projection(
@@ -251,6 +252,7 @@ impl EngineBuilder {
         let mut shards = Vec::with_capacity(self.shards);
         for i in 0..self.shards {
             let shard = Shard::new(
+                i,
                 Arc::clone(&shard_cfg),
                 Arc::clone(&log),
                 Arc::clone(&counters),
@@ -287,6 +289,9 @@ impl EngineBuilder {
             log,
             store,
             late: Mutex::new(late_rx),
+            sent_watermark: (0..self.shards)
+                .map(|_| CachePadded::new(AtomicI64::new(i64::MIN)))
+                .collect(),
         });
         if let Some(every) = self.tick {
             let weak = Arc::downgrade(&inner);
@@ -320,6 +325,8 @@ pub(crate) struct Inner {
     log: Arc<CellLog>,
     pub(crate) store: ProjectionHandle<WindowStore>,
     late: Mutex<Option<Receiver<LateEvent>>>,
+    /// The largest watermark sent to each shard.
+    sent_watermark: Box<[CachePadded<AtomicI64>]>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -466,6 +473,7 @@ impl Engine {
             busy: c.busy.sum(),
             rate_limited: c.rate_limited.sum(),
             windows_closed: c.windows_closed.sum(),
+            shard_series: c.series(),
             shard_queue: self
                 .inner
                 .shards
@@ -630,7 +638,13 @@ impl Inner {
         self.counters.batches.incr();
         self.counters.accepted.add(valid as u64);
         for (i, events) in parts.into_iter().enumerate() {
-            // Every shard gets the watermark, events or not, so windows close everywhere.
+            // Every shard gets the watermark, events or not, so windows close everywhere;
+            // a shard without events only when the watermark moved past what it was
+            // last sent (Relaxed: the max is all that matters; the message carries it).
+            let sent = self.sent_watermark[i].fetch_max(watermark, Ordering::Relaxed);
+            if events.is_empty() && sent >= watermark {
+                continue;
+            }
             let msg = Ingest {
                 tenant: tenant.clone(),
                 events,
@@ -672,11 +686,14 @@ impl Inner {
         if wm == i64::MIN {
             return Ok(wm);
         }
-        for s in &self.shards {
+        for (i, s) in self.shards.iter().enumerate() {
             // Ticks never queue behind a full mailbox: skip a busy shard, the next
             // batch it gets carries a newer watermark anyway.
             match s.try_tell(Advance(wm)) {
-                Ok(()) | Err(SendError::Full(_)) => {}
+                Ok(()) => {
+                    self.sent_watermark[i].fetch_max(wm, Ordering::Relaxed);
+                }
+                Err(SendError::Full(_)) => {}
                 Err(_) => return Err(Error::Closed),
             }
         }

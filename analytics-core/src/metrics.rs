@@ -2,6 +2,8 @@
 //! shards without contention, summed into an [`EngineMetrics`] snapshot.
 
 use weft_lockfree::StripedCounter;
+use weft_sync::CachePadded;
+use weft_sync::atomic::{AtomicUsize, Ordering};
 
 use crate::error::RejectReason;
 use crate::store::StoreStatus;
@@ -19,10 +21,26 @@ pub(crate) struct Counters {
     pub(crate) busy: StripedCounter,
     pub(crate) rate_limited: StripedCounter,
     pub(crate) windows_closed: StripedCounter,
+    /// Series each shard holds (written by that shard only).
+    series: Box<[CachePadded<AtomicUsize>]>,
 }
 
 impl Counters {
-    pub(crate) fn new() -> Self {
+    pub(crate) fn set_series(&self, shard: usize, n: usize) {
+        if let Some(c) = self.series.get(shard) {
+            // Relaxed: a gauge read for metrics; no other memory depends on it.
+            c.store(n, Ordering::Relaxed);
+        }
+    }
+
+    pub(crate) fn series(&self) -> Vec<usize> {
+        self.series
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
+    }
+
+    pub(crate) fn new(shards: usize) -> Self {
         Counters {
             batches: StripedCounter::new(),
             accepted: StripedCounter::new(),
@@ -32,6 +50,9 @@ impl Counters {
             busy: StripedCounter::new(),
             rate_limited: StripedCounter::new(),
             windows_closed: StripedCounter::new(),
+            series: (0..shards)
+                .map(|_| CachePadded::new(AtomicUsize::new(0)))
+                .collect(),
         }
     }
 }
@@ -56,6 +77,8 @@ pub struct EngineMetrics {
     pub rate_limited: u64,
     /// Final windows the shards closed.
     pub windows_closed: u64,
+    /// Series (with open windows, or recently) each shard holds.
+    pub shard_series: Vec<usize>,
     /// Batches queued in each shard's mailbox now.
     pub shard_queue: Vec<usize>,
     /// The engine watermark (ms; `i64::MIN` before any event).

@@ -43,6 +43,8 @@ struct Series {
     hash: u64,
     key: Arc<SeriesKey>,
     windows: SeriesWindows,
+    /// Consecutive closing scans that found the series empty.
+    idle_scans: u8,
 }
 
 /// Static configuration shared by every shard.
@@ -57,6 +59,7 @@ pub(crate) struct ShardConfig {
 /// The actor.
 #[derive(Debug)]
 pub(crate) struct Shard {
+    id: usize,
     cfg: Arc<ShardConfig>,
     table: HashTable<u32>,
     series: Vec<Series>,
@@ -71,12 +74,14 @@ pub(crate) struct Shard {
 
 impl Shard {
     pub(crate) fn new(
+        id: usize,
         cfg: Arc<ShardConfig>,
         log: Arc<CellLog>,
         counters: Arc<Counters>,
         late: Option<Sender<LateEvent>>,
     ) -> Self {
         Shard {
+            id,
             cfg,
             table: HashTable::new(),
             series: Vec::new(),
@@ -119,6 +124,7 @@ impl Shard {
                         hash,
                         key: key_of(tenant, &e, skip),
                         windows: SeriesWindows::new(&cfg.spec),
+                        idle_scans: 0,
                     });
                     let i32_ = u32::try_from(i).unwrap_or(u32::MAX);
                     self.table
@@ -140,6 +146,7 @@ impl Shard {
         if late > 0 {
             self.counters.rejected[RejectReason::Late.index()].add(late);
         }
+        self.counters.set_series(self.id, self.series.len());
     }
 
     fn send_late(&self, tenant: &str, event: Event) {
@@ -179,10 +186,17 @@ impl Shard {
         };
         let mut cells = Vec::new();
         let mut next = i64::MAX;
+        let mut idle = 0;
         for s in &mut self.series {
             if s.windows.is_empty() {
+                // Empty at two scans in a row: nothing arrived for it in between.
+                s.idle_scans = s.idle_scans.saturating_add(1);
+                if s.idle_scans >= 2 {
+                    idle += 1;
+                }
                 continue;
             }
+            s.idle_scans = 0;
             s.windows.close(&ctx, wm, &mut self.out);
             for c in self.out.drain(..) {
                 cells.push(ClosedCell {
@@ -195,6 +209,10 @@ impl Shard {
             next = next.min(s.windows.deadline(&ctx));
         }
         self.next_deadline = next;
+        if idle > 0 && idle * 4 >= self.series.len() {
+            self.evict_idle();
+        }
+        self.counters.set_series(self.id, self.series.len());
         if !cells.is_empty() {
             self.counters.windows_closed.add(cells.len() as u64);
             tracing::trace!(
@@ -204,6 +222,27 @@ impl Shard {
             );
             self.log.push(Arc::new(cells));
         }
+    }
+
+    /// Forgets series idle for two scans (their key is re-interned if they come back),
+    /// so churning series do not grow the shard. Rebuilds the table: O(series), run only
+    /// when at least a quarter of the series are idle.
+    fn evict_idle(&mut self) {
+        let before = self.series.len();
+        self.series
+            .retain(|s| s.idle_scans < 2 || !s.windows.is_empty());
+        self.table.clear();
+        let series = &self.series;
+        for (i, s) in series.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            self.table
+                .insert_unique(s.hash, i, |&j| series[j as usize].hash);
+        }
+        tracing::debug!(
+            shard = self.id,
+            evicted = before - self.series.len(),
+            "idle series evicted"
+        );
     }
 
     /// The open windows' partial aggregates matching `q`.

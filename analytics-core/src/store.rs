@@ -153,6 +153,23 @@ impl WindowStore {
     }
 
     fn insert(&mut self, key: &Arc<SeriesKey>, start: i64, end: i64, agg: &WindowAggregate) {
+        self.windows += 1;
+        self.newest_end = self.newest_end.max(end);
+        // A shard that lags may deliver windows older than a tier's retention (the
+        // others moved `newest_end` on): those are dropped on arrival, not stored until
+        // the next eviction.
+        let newest = self.newest_end;
+        let keep = move |&(res, ret): &(i64, i64)| {
+            let bucket_end = if res == 0 {
+                end
+            } else {
+                pane_of(start, res) + res
+            };
+            bucket_end > newest.saturating_sub(ret)
+        };
+        if !self.tiers.iter().any(keep) {
+            return;
+        }
         let idx = match self.series.get(key) {
             Some(&i) => i,
             None => {
@@ -170,7 +187,10 @@ impl WindowStore {
             }
         };
         let s = &mut self.stored[idx];
-        for (t, &(res, _)) in self.tiers.iter().enumerate() {
+        for (t, &(res, ret)) in self.tiers.iter().enumerate() {
+            if !keep(&(res, ret)) {
+                continue;
+            }
             let (bs, be) = if res == 0 {
                 (start, end)
             } else {
@@ -183,8 +203,6 @@ impl WindowStore {
                 }
             }
         }
-        self.newest_end = self.newest_end.max(end);
-        self.windows += 1;
     }
 
     /// Drops windows past each tier's retention (checked once per finest resolution of
@@ -195,6 +213,7 @@ impl WindowStore {
             return;
         }
         self.last_evicted = self.newest_end;
+        let mut empty = 0;
         for s in &mut self.stored {
             for (t, &(_, ret)) in self.tiers.iter().enumerate() {
                 let cutoff = self.newest_end.saturating_sub(ret);
@@ -204,6 +223,24 @@ impl WindowStore {
                 {
                     s.tiers[t].pop_first();
                 }
+            }
+            if s.tiers.iter().all(BTreeMap::is_empty) {
+                empty += 1;
+            }
+        }
+        // Series whose every window expired are forgotten once they are a quarter of
+        // the store (the indexes are rebuilt: O(series), amortised).
+        if empty > 0 && empty * 4 >= self.stored.len() {
+            self.stored
+                .retain(|s| s.tiers.iter().any(|t| !t.is_empty()));
+            self.series.clear();
+            self.by_metric.clear();
+            for (i, s) in self.stored.iter().enumerate() {
+                self.series.insert(Arc::clone(&s.key), i);
+                self.by_metric
+                    .entry((s.key.tenant.to_string(), s.key.metric.to_string()))
+                    .or_default()
+                    .push(i);
             }
         }
     }
@@ -471,5 +508,35 @@ mod tests {
         assert!(st.run(&q).is_err(), "no tier divides 2.5 s");
         assert_eq!(st.series_of("t", None).len(), 2);
         assert!(st.series_of("u", None).is_empty());
+    }
+}
+
+#[cfg(test)]
+mod churn_tests {
+    use super::*;
+
+    #[test]
+    fn expired_series_are_forgotten() {
+        let tiers = tiers_ms(
+            &[Tier::new(Duration::from_secs(1), Duration::from_secs(5))],
+            Some(1000),
+            true,
+        )
+        .unwrap();
+        let mut st = WindowStore::new(AggregateConfig::basic(), tiers, Arc::new(AtomicU64::new(0)));
+        let mut a = WindowAggregate::new(&AggregateConfig::basic());
+        a.add(1.0, None, None);
+        for sec in 0..30i64 {
+            for i in 0..20 {
+                let k = Arc::new(SeriesKey::new(
+                    "t",
+                    "m",
+                    [("host", format!("s{sec}-{i}").as_str())],
+                ));
+                st.insert(&k, sec * 1000, sec * 1000 + 1000, &a);
+            }
+            st.evict();
+            assert!(st.status().series <= 160, "sec {sec}: {:?}", st.status());
+        }
     }
 }

@@ -63,6 +63,8 @@ impl Default for TimeMode {
 struct Source {
     max_ts: i64,
     last_seen: Instant,
+    /// Whether the last recomputation found it idle (for transition events).
+    idle: bool,
 }
 
 /// The watermark state of a whole engine.
@@ -110,11 +112,13 @@ impl Watermarks {
                 }
             }
             None => {
+                tracing::debug!(source, "new event source");
                 self.sources.insert(
                     source.into(),
                     Source {
                         max_ts: max_ts.unwrap_or(i64::MIN),
                         last_seen: now,
+                        idle: false,
                     },
                 );
             }
@@ -126,10 +130,19 @@ impl Watermarks {
     pub(crate) fn advance(&mut self, now: Instant) -> i64 {
         let mut active_min: Option<i64> = None;
         let mut all_max = i64::MIN;
-        for s in self.sources.values() {
+        for (name, s) in self.sources.iter_mut() {
             let wm = s.max_ts.saturating_sub(self.ooo);
             all_max = all_max.max(wm);
-            if now.saturating_duration_since(s.last_seen) < self.idle {
+            let idle = now.saturating_duration_since(s.last_seen) >= self.idle;
+            if idle != s.idle {
+                s.idle = idle;
+                if idle {
+                    tracing::info!(source = %name, watermark = wm, "event source idle; it no longer holds the watermark back");
+                } else {
+                    tracing::info!(source = %name, watermark = wm, "event source active again");
+                }
+            }
+            if !idle {
                 active_min = Some(active_min.map_or(wm, |m| m.min(wm)));
             }
         }

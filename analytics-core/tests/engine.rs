@@ -675,3 +675,49 @@ fn build_outside_a_runtime_is_an_error() {
     let err = Engine::builder().build().unwrap_err();
     assert!(matches!(err, Error::Config(m) if m.contains("tokio")));
 }
+
+#[tokio::test]
+async fn churned_series_are_forgotten_by_shards_and_store() {
+    let clock = clock();
+    let engine = builder(&clock)
+        .shards(2)
+        .window(WindowSpec::tumbling(Duration::from_secs(1)))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(600),
+        ))
+        .tiers([weft_analytics::Tier::new(
+            Duration::from_secs(1),
+            Duration::from_secs(5),
+        )])
+        .build()
+        .unwrap();
+    // Every second a fresh set of 20 series; each lives for one window only.
+    for sec in 0..30i64 {
+        let batch = (0..20)
+            .map(|i| Event::new("m", T0 + sec * 1000, 1.0).dim("host", format!("s{sec}-{i}")))
+            .collect();
+        engine.ingest(Batch::new(batch)).await.unwrap();
+    }
+    engine.flush(WAIT).await.unwrap();
+    let m = engine.metrics();
+    let held: usize = m.shard_series.iter().sum();
+    // 600 series were seen; the shards keep only recent ones.
+    assert!(held <= 120, "shards hold {held} series");
+    // The store keeps 5 s of windows: about 100 series, not 600.
+    assert!(
+        m.store.series <= 200,
+        "store holds {} series: {m:?}",
+        m.store.series
+    );
+    assert_eq!(m.windows_closed, 29 * 20);
+    // Queries still see what is retained, and only that.
+    let r = engine
+        .query(&Query::new("default", "m", T0, T0 + 60_000).aggregates([Aggregate::Count]))
+        .unwrap();
+    let windows: HashSet<i64> = r.groups[0].points.iter().map(|p| p.start).collect();
+    assert!(
+        windows.len() <= 6 && windows.contains(&(T0 + 28_000)),
+        "{windows:?}"
+    );
+}
