@@ -22,8 +22,9 @@
 //! - **Closed windows** go to a log that a weft-cqrs projection applies to the window
 //!   store (the read model, with retention and downsampling [`Tier`]s); queries read the
 //!   model, never the shards, so they never wait for ingest.
-//! - **The late stream and the live feed** are weft-reactive: a bounded drop-oldest
-//!   channel for late events, a `Subject` with per-subscriber buffers and overflow
+//! - **The push-side stream, the late stream and the live feed** are weft-reactive: a
+//!   bounded blocking channel of batches in front of ingest ([`Engine::batch_sink`]), a
+//!   bounded drop-oldest channel for late events, a `Subject` with per-subscriber buffers and overflow
 //!   policies for [`LiveFeed`] subscribers.
 //! - **Sketches** come from well-kept crates: `sketches-ddsketch` (percentiles, relative
 //!   error α) and `hyperloglogplus` (HLL++ distinct counts); top-k is Space-Saving with
@@ -79,6 +80,7 @@
 //!   [`IngestError`] (the batch handed back), [`tick`](Engine::tick),
 //!   [`flush`](Engine::flush), [`finish`](Engine::finish), [`query`](Engine::query),
 //!   [`series`](Engine::series), [`live`](Engine::live), [`late_events`](Engine::late_events),
+//!   [`batch_sink`](Engine::batch_sink) (a push-side weft-reactive stream of batches),
 //!   [`metrics`](Engine::metrics) → [`EngineMetrics`], [`shutdown`](Engine::shutdown).
 //! - Input: [`Event`], [`Batch`], [`Limits`], [`SeriesKey`].
 //! - Windows and time: [`WindowSpec`] (tumbling, hopping, session), [`TimeMode`]
@@ -104,6 +106,7 @@ mod log;
 mod metrics;
 mod query;
 mod shard;
+mod sink;
 mod store;
 mod topk;
 mod watermark;
