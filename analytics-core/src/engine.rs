@@ -16,7 +16,7 @@ use weft_time::{Clock, SystemClock};
 
 use crate::agg::AggregateConfig;
 use crate::error::{Error, IngestError, RejectReason};
-use crate::event::{Batch, Event, Limits, SeriesKey, millis, now_ms, series_hash};
+use crate::event::{Batch, Limits, SeriesKey, millis, now_ms, series_hash};
 use crate::log::CellLog;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::query::{Query, QueryResult};
@@ -562,6 +562,13 @@ impl Inner {
     }
 
     async fn ingest(&self, mut batch: Batch, wait: bool) -> Result<IngestReport, IngestError> {
+        if batch.len() > u32::MAX as usize {
+            let e = Error::BatchTooLarge {
+                events: batch.len(),
+                max: u32::MAX as usize,
+            };
+            return Err(self.refuse(e, batch));
+        }
         let prep = self.check(&mut batch);
         // Busy first (nothing charged to the tenant when refusing).
         if !wait {
@@ -617,10 +624,11 @@ impl Inner {
                 w.observe(&batch.source, prep.max_ts, self.clock.now())
             }
         };
-        // Partition: one vector (and one message) per shard.
+        // Partition: one list of (index, hash) and one message per shard; the events
+        // stay in the batch, shared by the shards.
         let n = self.shards.len() as u64;
         let per = valid / self.shards.len() + 16;
-        let mut parts: Vec<Vec<(u64, Event)>> = (0..self.shards.len())
+        let mut parts: Vec<Vec<(u32, u64)>> = (0..self.shards.len())
             .map(|i| {
                 if prep.targets[i] {
                     Vec::with_capacity(per)
@@ -629,25 +637,28 @@ impl Inner {
                 }
             })
             .collect();
-        let tenant = batch.tenant.clone();
-        for (e, h) in batch.events.into_iter().zip(prep.hashes) {
-            if let Some(h) = h {
-                parts[shard_of(h, n)].push((h, e));
+        for (at, h) in prep.hashes.iter().enumerate() {
+            if let Some(h) = *h {
+                // Batches hold at most 2^32 - 1 events (checked above).
+                parts[shard_of(h, n)].push((at as u32, h));
             }
         }
+        let tenant = batch.tenant.clone();
+        let events = Arc::new(batch.events);
         self.counters.batches.incr();
         self.counters.accepted.add(valid as u64);
-        for (i, events) in parts.into_iter().enumerate() {
+        for (i, picks) in parts.into_iter().enumerate() {
             // Every shard gets the watermark, events or not, so windows close everywhere;
             // a shard without events only when the watermark moved past what it was
             // last sent (Relaxed: the max is all that matters; the message carries it).
             let sent = self.sent_watermark[i].fetch_max(watermark, Ordering::Relaxed);
-            if events.is_empty() && sent >= watermark {
+            if picks.is_empty() && sent >= watermark {
                 continue;
             }
             let msg = Ingest {
                 tenant: tenant.clone(),
-                events,
+                events: Arc::clone(&events),
+                picks,
                 watermark,
             };
             let shard = &self.shards[i];

@@ -103,7 +103,7 @@ impl Shard {
     }
 
     /// Places the events of one batch.
-    fn place(&mut self, tenant: &str, events: Vec<(u64, Event)>) {
+    fn place(&mut self, tenant: &str, events: &[Event], picks: &[(u32, u64)]) {
         let skip = self.cfg.top_k_dim.as_deref();
         let cfg = Arc::clone(&self.cfg);
         let ctx = Ctx {
@@ -112,17 +112,20 @@ impl Shard {
             agg: &cfg.agg,
         };
         let mut late = 0u64;
-        for (hash, e) in events {
+        for &(at, hash) in picks {
+            let Some(e) = events.get(at as usize) else {
+                continue;
+            };
             let series = &mut self.series;
             let idx = match self.table.find(hash, |&i| {
-                key_matches(&series[i as usize].key, tenant, &e, skip)
+                key_matches(&series[i as usize].key, tenant, e, skip)
             }) {
                 Some(&i) => i as usize,
                 None => {
                     let i = series.len();
                     series.push(Series {
                         hash,
-                        key: key_of(tenant, &e, skip),
+                        key: key_of(tenant, e, skip),
                         windows: SeriesWindows::new(&cfg.spec),
                         idle_scans: 0,
                     });
@@ -149,11 +152,11 @@ impl Shard {
         self.counters.set_series(self.id, self.series.len());
     }
 
-    fn send_late(&self, tenant: &str, event: Event) {
+    fn send_late(&self, tenant: &str, event: &Event) {
         let Some(tx) = &self.late else { return };
         let late = LateEvent {
             tenant: tenant.to_owned(),
-            event,
+            event: event.clone(),
             watermark: self.watermark,
         };
         match tx.try_send(late) {
@@ -271,17 +274,19 @@ impl Shard {
 
 impl Actor for Shard {}
 
-/// A partitioned batch for one shard.
+/// One shard's part of a batch: the batch is shared by every shard (no event is
+/// copied); `picks` are the indexes of this shard's events with their series hashes.
 pub(crate) struct Ingest {
     pub(crate) tenant: CompactString,
-    pub(crate) events: Vec<(u64, Event)>,
+    pub(crate) events: Arc<Vec<Event>>,
+    pub(crate) picks: Vec<(u32, u64)>,
     pub(crate) watermark: i64,
 }
 
 impl Handler<Ingest> for Shard {
     type Reply = ();
     async fn handle(&mut self, msg: Ingest, _ctx: &mut Context<Self>) {
-        self.place(&msg.tenant, msg.events);
+        self.place(&msg.tenant, &msg.events, &msg.picks);
         self.advance(msg.watermark);
     }
 }
