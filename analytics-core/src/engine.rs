@@ -16,7 +16,7 @@ use weft_time::{Clock, SystemClock};
 
 use crate::agg::AggregateConfig;
 use crate::error::{Error, IngestError, RejectReason};
-use crate::event::{Batch, Limits, SeriesKey, millis, now_ms, series_hash};
+use crate::event::{Batch, Limits, MAX_SPAN, SeriesKey, millis, now_ms, series_hash};
 use crate::log::CellLog;
 use crate::metrics::{Counters, EngineMetrics};
 use crate::query::{Query, QueryResult};
@@ -206,6 +206,22 @@ impl EngineBuilder {
             return Err(Error::Config("the tick interval must be positive".into()));
         }
         self.spec.validate()?;
+        if millis(self.lateness) > MAX_SPAN {
+            return Err(Error::Config(
+                "allowed lateness above 2^40 ms is not supported".into(),
+            ));
+        }
+        if let TimeMode::EventTime {
+            max_out_of_orderness,
+            ..
+        } = self.time
+        {
+            if millis(max_out_of_orderness) > MAX_SPAN {
+                return Err(Error::Config(
+                    "out-of-orderness above 2^40 ms is not supported".into(),
+                ));
+            }
+        }
         self.agg.validate()?;
         self.limits.validate_config()?;
         let tiers = tiers_ms(&self.tiers, self.spec.size_ms(), self.spec.is_tumbling())?;

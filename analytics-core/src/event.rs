@@ -302,15 +302,24 @@ impl Limits {
                 return Err(RejectReason::DimensionTooLong);
             }
         }
-        if e.ts > now_ms.saturating_add(millis(self.max_future)) {
+        // Whatever the limits, timestamps stay within ±2^60 ms (±36 million years), so
+        // window arithmetic can never overflow.
+        if e.ts > now_ms.saturating_add(millis(self.max_future)).min(MAX_TS) {
             return Err(RejectReason::TimestampInFuture);
         }
-        if e.ts < now_ms.saturating_sub(millis(self.max_past)) {
+        if e.ts < now_ms.saturating_sub(millis(self.max_past)).max(-MAX_TS) {
             return Err(RejectReason::TimestampTooOld);
         }
         Ok(())
     }
 }
+
+/// The largest accepted |timestamp| in ms (see [`Limits::check`]).
+pub(crate) const MAX_TS: i64 = 1 << 60;
+
+/// The longest window, gap or lateness in ms (about 34 years): with `MAX_TS`, window
+/// arithmetic stays far from `i64` overflow.
+pub(crate) const MAX_SPAN: i64 = 1 << 40;
 
 /// A duration in whole milliseconds, saturating at `i64::MAX`.
 pub(crate) fn millis(d: Duration) -> i64 {
@@ -477,6 +486,23 @@ mod tests {
             (
                 Event::new("m", now - 7 * 24 * 3_600_000 - 1, 1.0),
                 RejectReason::TimestampTooOld,
+            ),
+        ];
+        for (e, want) in cases {
+            assert_eq!(l.check(&e, now), Err(want), "{e:?}");
+        }
+        // Absolute bounds hold even with unlimited limits.
+        let l = Limits::default()
+            .max_past(Duration::MAX)
+            .max_future(Duration::MAX);
+        let cases = [
+            (
+                Event::new("m", i64::MIN, 1.0),
+                RejectReason::TimestampTooOld,
+            ),
+            (
+                Event::new("m", i64::MAX, 1.0),
+                RejectReason::TimestampInFuture,
             ),
         ];
         for (e, want) in cases {

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::agg::{AggregateConfig, WindowAggregate};
 use crate::error::Error;
-use crate::event::millis;
+use crate::event::{MAX_SPAN, millis};
 
 /// The windows an engine aggregates over.
 ///
@@ -123,14 +123,19 @@ impl WindowSpec {
                         "the slide ({slide} ms) must divide the window size ({size} ms)"
                     )));
                 }
+                if size > MAX_SPAN {
+                    return Err(Error::Config(
+                        "windows longer than 2^40 ms are not supported".into(),
+                    ));
+                }
                 if size / slide > 1024 {
                     return Err(Error::Config("at most 1024 panes per window".into()));
                 }
             }
             WindowKind::Session { gap } => {
-                if gap <= 0 {
+                if gap <= 0 || gap > MAX_SPAN {
                     return Err(Error::Config(
-                        "the session gap must be at least 1 ms".into(),
+                        "the session gap must be between 1 ms and 2^40 ms".into(),
                     ));
                 }
             }
@@ -539,6 +544,8 @@ mod tests {
                 .is_ok()
         );
         assert!(WindowSpec::session(Duration::ZERO).validate().is_err());
+        assert!(WindowSpec::tumbling(Duration::MAX).validate().is_err());
+        assert!(WindowSpec::session(Duration::MAX).validate().is_err());
         assert!(WindowSpec::tumbling(Duration::from_secs(60)).is_tumbling());
     }
 }
