@@ -78,7 +78,8 @@
 //! - [`Engine`] built by [`EngineBuilder`]: [`ingest`](Engine::ingest) /
 //!   [`try_ingest`](Engine::try_ingest) → [`IngestReport`] (per-event [`Rejected`]) or
 //!   [`IngestError`] (the batch handed back), [`tick`](Engine::tick),
-//!   [`flush`](Engine::flush), [`finish`](Engine::finish), [`query`](Engine::query),
+//!   [`flush`](Engine::flush), [`finish`](Engine::finish), [`query`](Engine::query)
+//!   (final windows) and [`query_open`](Engine::query_open) (open windows so far),
 //!   [`series`](Engine::series), [`live`](Engine::live), [`late_events`](Engine::late_events),
 //!   [`batch_sink`](Engine::batch_sink) (a push-side weft-reactive stream of batches),
 //!   [`metrics`](Engine::metrics) → [`EngineMetrics`], [`shutdown`](Engine::shutdown).

@@ -171,10 +171,24 @@ async fn round(
             result,
         });
     }
+    updates.push(LiveUpdate {
+        kind: LiveKind::Partial,
+        watermark: wm,
+        result: open_windows(inner, q, timeout.max(Duration::from_secs(1))).await?,
+    });
+    Ok(updates)
+}
+
+/// The partial aggregates of the open windows matching `q`, merged across shards.
+pub(crate) async fn open_windows(
+    inner: &Inner,
+    q: &Arc<Query>,
+    timeout: Duration,
+) -> Result<QueryResult, Error> {
     let mut cells = Vec::new();
     for s in &inner.shards {
         let part = s
-            .ask(Partials(Arc::clone(q)), timeout.max(Duration::from_secs(1)))
+            .ask(Partials(Arc::clone(q)), timeout)
             .await
             .map_err(|e| match e {
                 weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
@@ -193,10 +207,20 @@ async fn round(
         })
         .collect();
     let acc_cfg = q.accumulator_config(&inner.cfg.agg);
-    updates.push(LiveUpdate {
-        kind: LiveKind::Partial,
-        watermark: wm,
-        result: fold(q, &acc_cfg, 0, rows),
-    });
-    Ok(updates)
+    Ok(fold(q, &acc_cfg, 0, rows))
+}
+
+impl Engine {
+    /// Answers `query` over the *open* windows (partial aggregates that may still
+    /// change), asking every shard: unlike [`query`](Engine::query) this queues behind
+    /// the batches already in the shard mailboxes, for at most `timeout` per shard.
+    /// Use it for "the current minute so far"; use `query` for final windows.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Query`] for a malformed query, [`Error::Timeout`], [`Error::Closed`].
+    pub async fn query_open(&self, query: &Query, timeout: Duration) -> Result<QueryResult, Error> {
+        query.validate(&self.inner.cfg.agg)?;
+        open_windows(&self.inner, &Arc::new(query.clone()), timeout).await
+    }
 }

@@ -721,3 +721,51 @@ async fn churned_series_are_forgotten_by_shards_and_store() {
         "{windows:?}"
     );
 }
+
+#[tokio::test]
+async fn open_windows_are_queryable_as_partials() {
+    let clock = clock();
+    let engine = builder(&clock)
+        .shards(2)
+        .window(WindowSpec::hopping(
+            Duration::from_secs(10),
+            Duration::from_secs(5),
+        ))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(600),
+        ))
+        .build()
+        .unwrap();
+    let e = |host: &str, s: i64, v: f64| Event::new("m", T0 + s * 1000, v).dim("host", host);
+    // T0 is a multiple of 5 s: windows start at T0 + k·5 s.
+    engine
+        .ingest(Batch::new(vec![
+            e("a", 1, 1.0),
+            e("b", 6, 2.0),
+            e("a", 7, 4.0),
+        ]))
+        .await
+        .unwrap();
+    let q = Query::new("default", "m", T0 - 20_000, T0 + 20_000)
+        .aggregates([Aggregate::Count, Aggregate::Sum]);
+    let open = engine.query_open(&q, WAIT).await.unwrap();
+    // At watermark 7 s only [-5 s, 5 s) is final (the store has it); [0, 10) and [5, 15)
+    // are open.
+    engine.flush(WAIT).await.unwrap();
+    let fin = engine.query(&q).unwrap();
+    assert_eq!(fin.groups[0].points.len(), 1);
+    assert_eq!(fin.groups[0].points[0].start, T0 - 5_000);
+    let starts: Vec<i64> = open.groups[0].points.iter().map(|p| p.start - T0).collect();
+    assert_eq!(starts, [0, 5_000]);
+    // Every open window matches an oracle of the hopping windows.
+    for p in &open.groups[0].points {
+        let want: f64 = [(1, 1.0), (6, 2.0), (7, 4.0)]
+            .iter()
+            .filter(|(s, _)| T0 + s * 1000 >= p.start && T0 + s * 1000 < p.end)
+            .map(|(_, v)| v)
+            .sum();
+        assert_eq!(p.values[1], Value::Number(Some(want)), "{p:?}");
+        assert_eq!(p.end - p.start, 10_000);
+    }
+}
