@@ -678,8 +678,21 @@ impl Inner {
                 watermark,
             };
             let shard = &self.shards[i];
+            let watermark_only = msg.picks.is_empty();
             let sent = match shard.try_tell(msg) {
                 Ok(()) => Ok(()),
+                // A full shard that gets no events of this batch is not waited for: it
+                // gets the watermark with its next message or the next tick. Undo the
+                // mark unless someone sent a newer watermark since.
+                Err(SendError::Full(_)) if watermark_only => {
+                    let _ = self.sent_watermark[i].compare_exchange(
+                        watermark,
+                        sent,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                    Ok(())
+                }
                 // Full: wait (the busy check above passed, so only a race with another
                 // caller gets here in try mode; the wait is one batch long).
                 Err(SendError::Full(msg)) => shard.tell(msg).await,
