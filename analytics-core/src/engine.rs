@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use compact_str::CompactString;
-use weft_actor::{ActorRef, Overflow as MailboxOverflow, SendError, SpawnOptions, System};
+use weft_actor::{
+    ActorRef, ChildSpec, Overflow as MailboxOverflow, Restart, SendError, SpawnOptions, Strategy,
+    Supervisor, System,
+};
 use weft_cqrs::ProjectionHandle;
 use weft_ratelimit::{KeyedLimiter, Quota};
 use weft_reactive::{Overflow as StreamOverflow, Receiver};
@@ -264,27 +267,50 @@ impl EngineBuilder {
             agg: self.agg.clone(),
             top_k_dim: self.agg.top_k_dimension().map(CompactString::from),
         });
+        // The shards run under a one-for-one supervisor: a shard whose handler panics
+        // (a bug) is restarted with empty state behind the same mailbox and `ActorRef`
+        // — its open windows are lost and counted in `shard_restarts` — instead of
+        // taking the engine down. Too many restarts (10 a minute) stop the engine.
         let system = System::new();
-        let mut shards = Vec::with_capacity(self.shards);
+        let mut sup = Supervisor::builder(Strategy::OneForOne)
+            .name("weft-analytics-shards")
+            .max_restarts(10, Duration::from_secs(60));
         for i in 0..self.shards {
-            let shard = Shard::new(
-                i,
+            let (cfg, log, counters, late) = (
                 Arc::clone(&shard_cfg),
                 Arc::clone(&log),
                 Arc::clone(&counters),
                 late_tx.clone(),
             );
-            let r = system
-                .spawn_with(
-                    shard,
-                    SpawnOptions::new()
-                        .capacity(self.mailbox)
-                        .overflow(MailboxOverflow::Wait)
-                        .name(format!("weft-analytics-shard-{i}")),
+            let factory = move || {
+                Shard::new(
+                    i,
+                    Arc::clone(&cfg),
+                    Arc::clone(&log),
+                    Arc::clone(&counters),
+                    late.clone(),
                 )
-                .map_err(|e| Error::Config(e.to_string()))?;
-            shards.push(r);
+            };
+            sup = sup.child(
+                ChildSpec::new(format!("shard-{i}"), factory)
+                    .restart(Restart::Transient)
+                    .options(
+                        SpawnOptions::new()
+                            .capacity(self.mailbox)
+                            .overflow(MailboxOverflow::Wait),
+                    ),
+            );
         }
+        let supervisor = sup
+            .spawn(&system)
+            .map_err(|e| Error::Config(e.to_string()))?;
+        let shards = (0..self.shards)
+            .map(|i| {
+                supervisor
+                    .child::<Shard>(&format!("shard-{i}"))
+                    .ok_or_else(|| Error::Config("a shard failed to start".into()))
+            })
+            .collect::<Result<Vec<_>, Error>>()?;
         let (ooo, idle) = match self.time {
             TimeMode::EventTime {
                 max_out_of_orderness,
@@ -490,6 +516,7 @@ impl Engine {
             rate_limited: c.rate_limited.sum(),
             windows_closed: c.windows_closed.sum(),
             shard_series: c.series(),
+            shard_restarts: self.inner.shards.iter().map(|s| s.metrics().restarts).sum(),
             shard_queue: self
                 .inner
                 .shards
@@ -763,4 +790,54 @@ impl Inner {
 #[inline]
 pub(crate) fn shard_of(hash: u64, shards: u64) -> usize {
     ((u128::from(hash) * u128::from(shards)) >> 64) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::Event;
+    use crate::query::{Aggregate, Query};
+    use crate::shard::Crash;
+    use crate::window::WindowSpec;
+    use std::time::UNIX_EPOCH;
+    use weft_time::ManualClock;
+
+    #[tokio::test]
+    async fn a_panicking_shard_is_restarted_and_the_engine_goes_on() {
+        let t0 = 1_700_000_000_000_i64;
+        let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_millis(t0 as u64));
+        let engine = Engine::builder()
+            .shards(1)
+            .window(WindowSpec::tumbling(Duration::from_secs(10)))
+            .time(TimeMode::event_time(
+                Duration::ZERO,
+                Duration::from_secs(60),
+            ))
+            .clock(clock)
+            .tick_interval(None)
+            .build()
+            .unwrap();
+        let e = |s: i64| Event::new("m", t0 + s * 1000, 1.0);
+        engine.ingest(Batch::new(vec![e(1), e(2)])).await.unwrap();
+        engine.inner.shards[0].tell(Crash).await.unwrap();
+        // The same ref answers once the supervisor has restarted the shard.
+        let (wm, series) = loop {
+            match engine.inner.shards[0]
+                .ask(Barrier, Duration::from_secs(5))
+                .await
+            {
+                Ok(r) => break r,
+                Err(_) => tokio::task::yield_now().await,
+            }
+        };
+        assert_eq!((wm, series), (i64::MIN, 0), "fresh state");
+        assert_eq!(engine.metrics().shard_restarts, 1);
+        // The open window [0, 10) was lost with the shard; later windows work.
+        engine.ingest(Batch::new(vec![e(21), e(22)])).await.unwrap();
+        engine.finish(Duration::from_secs(5)).await.unwrap();
+        let q = Query::new("default", "m", t0 - 60_000, t0 + 60_000).aggregates([Aggregate::Count]);
+        let r = engine.query(&q).unwrap();
+        let starts: Vec<i64> = r.groups[0].points.iter().map(|p| p.start - t0).collect();
+        assert_eq!(starts, [20_000]);
+    }
 }

@@ -14,7 +14,8 @@
 //!   into one vector per shard and sent as one message per shard; each shard owns its
 //!   series' open windows, so the hot path takes no shared lock. The bounded mailboxes
 //!   are the backpressure: [`Engine::ingest`] waits, [`Engine::try_ingest`] answers
-//!   [`Error::Busy`] with a retry-after hint.
+//!   [`Error::Busy`] with a retry-after hint. A one-for-one weft-actor supervisor
+//!   restarts a shard that panics (its open windows are lost and counted).
 //! - **Per-tenant rate limits** are a weft-ratelimit `KeyedLimiter` (a batch of n valid
 //!   events takes n cells).
 //! - **Self-metrics** are weft-lockfree `StripedCounter`s written by callers and shards

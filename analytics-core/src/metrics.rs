@@ -79,6 +79,8 @@ pub struct EngineMetrics {
     pub windows_closed: u64,
     /// Series (with open windows, or recently) each shard holds.
     pub shard_series: Vec<usize>,
+    /// Shards restarted by their supervisor after a panic (each lost its open windows).
+    pub shard_restarts: u64,
     /// Batches queued in each shard's mailbox now.
     pub shard_queue: Vec<usize>,
     /// The engine watermark (ms; `i64::MIN` before any event).

@@ -321,3 +321,15 @@ impl Handler<Partials> for Shard {
         self.partials(&msg.0)
     }
 }
+
+/// Makes the shard panic: the supervision test's stand-in for a bug.
+#[cfg(test)]
+pub(crate) struct Crash;
+
+#[cfg(test)]
+impl Handler<Crash> for Shard {
+    type Reply = ();
+    async fn handle(&mut self, _: Crash, _ctx: &mut Context<Self>) {
+        panic!("injected shard failure");
+    }
+}
