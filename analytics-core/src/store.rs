@@ -2,6 +2,8 @@
 //! from the closed-window log, with retention and downsampling tiers.
 
 use std::collections::{BTreeMap, HashMap};
+
+use foldhash::fast::RandomState as FoldState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,10 +112,10 @@ struct Stored {
 pub(crate) struct WindowStore {
     agg: AggregateConfig,
     tiers: Vec<(i64, i64)>,
-    series: HashMap<Arc<SeriesKey>, usize>,
+    series: HashMap<Arc<SeriesKey>, usize, FoldState>,
     stored: Vec<Stored>,
     /// Series indexes by (tenant, metric).
-    by_metric: HashMap<(String, String), Vec<usize>>,
+    by_metric: HashMap<(String, String), Vec<usize>, FoldState>,
     newest_end: i64,
     last_evicted: i64,
     windows: u64,
@@ -142,9 +144,9 @@ impl WindowStore {
         WindowStore {
             agg,
             tiers,
-            series: HashMap::new(),
+            series: HashMap::default(),
             stored: Vec::new(),
-            by_metric: HashMap::new(),
+            by_metric: HashMap::default(),
             newest_end: i64::MIN,
             last_evicted: i64::MIN,
             windows: 0,
