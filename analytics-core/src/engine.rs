@@ -412,6 +412,13 @@ impl Engine {
     /// # Errors
     ///
     /// [`Error::RateLimited`], [`Error::BatchTooLarge`], [`Error::Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping the future while it waits for a full shard leaves the batch partly
+    /// ingested: the shards already handed their part keep it (and the events count as
+    /// accepted), the rest is dropped with the future. Use
+    /// [`try_ingest`](Self::try_ingest) where callers may time out.
     pub async fn ingest(&self, batch: Batch) -> Result<IngestReport, IngestError> {
         self.inner.ingest(batch, true).await
     }

@@ -36,8 +36,9 @@ pub enum TimeMode {
         /// A source silent this long (engine clock) no longer holds the watermark back.
         idle_timeout: Duration,
     },
-    /// Events are stamped with the engine clock on arrival and the watermark is the
-    /// clock: windows close on time whatever the events say.
+    /// Events are stamped with the engine clock on arrival (their timestamps are
+    /// overwritten) and the watermark is the clock: windows close on time whatever the
+    /// events say.
     ProcessingTime,
 }
 
