@@ -85,6 +85,7 @@ pub struct EngineBuilder {
     limits: Limits,
     mailbox: usize,
     quota: Option<Quota>,
+    source_quota: Option<Quota>,
     tiers: Vec<Tier>,
     clock: Arc<dyn Clock>,
     tick: Option<Duration>,
@@ -102,6 +103,7 @@ impl Default for EngineBuilder {
             limits: Limits::default(),
             mailbox: 64,
             quota: None,
+            source_quota: None,
             tiers: Vec::new(),
             clock: Arc::new(SystemClock),
             tick: Some(Duration::from_secs(1)),
@@ -161,6 +163,13 @@ impl EngineBuilder {
     /// A per-tenant rate limit in events (a batch of n valid events takes n cells).
     pub fn tenant_quota(mut self, q: Quota) -> Self {
         self.quota = Some(q);
+        self
+    }
+
+    /// A rate limit per (tenant, source) in events, checked before the tenant quota
+    /// (a source refused spends nothing of its tenant's budget).
+    pub fn source_quota(mut self, q: Quota) -> Self {
+        self.source_quota = Some(q);
         self
     }
 
@@ -234,6 +243,15 @@ impl EngineBuilder {
             ));
         }
         let limiter = match self.quota {
+            Some(q) => Some(
+                KeyedLimiter::builder(q)
+                    .clock(Arc::clone(&self.clock))
+                    .build()
+                    .map_err(|e| Error::Config(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let source_limiter = match self.source_quota {
             Some(q) => Some(
                 KeyedLimiter::builder(q)
                     .clock(Arc::clone(&self.clock))
@@ -325,6 +343,7 @@ impl EngineBuilder {
             time: self.time,
             limits: self.limits,
             limiter,
+            source_limiter,
             clock: self.clock,
             watermarks: Mutex::new(Watermarks::new(ooo, idle)),
             counters,
@@ -354,6 +373,9 @@ impl EngineBuilder {
     }
 }
 
+/// The per-(tenant, source) limiter.
+type SourceLimiter = KeyedLimiter<(CompactString, CompactString), Arc<dyn Clock>>;
+
 pub(crate) struct Inner {
     pub(crate) shards: Vec<ActorRef<Shard>>,
     system: System,
@@ -361,6 +383,7 @@ pub(crate) struct Inner {
     time: TimeMode,
     limits: Limits,
     limiter: Option<KeyedLimiter<CompactString, Arc<dyn Clock>>>,
+    source_limiter: Option<SourceLimiter>,
     clock: Arc<dyn Clock>,
     watermarks: Mutex<Watermarks>,
     counters: Arc<Counters>,
@@ -598,10 +621,59 @@ impl Inner {
     fn refuse(&self, error: Error, batch: Batch) -> IngestError {
         match &error {
             Error::Busy { .. } => self.counters.busy.incr(),
-            Error::RateLimited { .. } => self.counters.rate_limited.incr(),
+            Error::RateLimited { .. } | Error::SourceRateLimited { .. } => {
+                self.counters.rate_limited.incr()
+            }
             _ => {}
         }
         IngestError { error, batch }
+    }
+
+    /// The rate limits: a batch of `n` valid events takes `n` cells of its source's
+    /// quota, then of its tenant's. Both bursts are checked first, so an oversized batch
+    /// spends nothing; a batch the tenant quota refuses after its source quota admitted
+    /// it has spent those source cells (GCRA cells cannot be handed back).
+    fn admit(&self, batch: &Batch, valid: usize) -> Result<(), Error> {
+        let n = u32::try_from(valid).unwrap_or(u32::MAX);
+        let bursts = [
+            self.source_limiter.as_ref().map(|l| l.quota().burst()),
+            self.limiter.as_ref().map(|l| l.quota().burst()),
+        ];
+        if let Some(max) = bursts.into_iter().flatten().min() {
+            if n > max {
+                return Err(Error::BatchTooLarge {
+                    events: valid,
+                    max: max as usize,
+                });
+            }
+        }
+        if let Some(l) = &self.source_limiter {
+            let key = (batch.tenant.clone(), batch.source.clone());
+            match l.check_n(&key, n) {
+                Ok(Ok(_)) => {}
+                Ok(Err(not_until)) => {
+                    return Err(Error::SourceRateLimited {
+                        tenant: batch.tenant.to_string(),
+                        source_name: batch.source.to_string(),
+                        retry_after: not_until.retry_after(),
+                    });
+                }
+                Err(e) => return Err(Error::Config(e.to_string())),
+            }
+        }
+        if let Some(l) = &self.limiter {
+            match l.check_n(&batch.tenant, n) {
+                Ok(Ok(_)) => {}
+                Ok(Err(not_until)) => {
+                    return Err(Error::RateLimited {
+                        tenant: batch.tenant.to_string(),
+                        retry_after: not_until.retry_after(),
+                    });
+                }
+                Err(e) => return Err(Error::Config(e.to_string())),
+            }
+        }
+        Ok(())
     }
 
     /// How long until `shard`'s queue has likely drained by one batch.
@@ -634,24 +706,9 @@ impl Inner {
             }
         }
         let valid = prep.report.accepted;
-        if let (Some(limiter), true) = (&self.limiter, valid > 0) {
-            let n = u32::try_from(valid).unwrap_or(u32::MAX);
-            match limiter.check_n(&batch.tenant, n) {
-                Ok(Ok(_)) => {}
-                Ok(Err(not_until)) => {
-                    let e = Error::RateLimited {
-                        tenant: batch.tenant.to_string(),
-                        retry_after: not_until.retry_after(),
-                    };
-                    return Err(self.refuse(e, batch));
-                }
-                Err(_) => {
-                    let e = Error::BatchTooLarge {
-                        events: valid,
-                        max: limiter.quota().burst() as usize,
-                    };
-                    return Err(self.refuse(e, batch));
-                }
+        if valid > 0 {
+            if let Err(e) = self.admit(&batch, valid) {
+                return Err(self.refuse(e, batch));
             }
         }
         for r in &prep.report.rejected {

@@ -37,6 +37,19 @@ pub enum Error {
         /// When the batch would be admitted.
         retry_after: Duration,
     },
+    /// The batch's source (of this tenant) is over its event-rate quota. Nothing of the
+    /// batch was accepted; retry after `retry_after`.
+    #[error(
+        "source `{source_name}` of tenant `{tenant}` is over its rate limit; retry after {retry_after:?}"
+    )]
+    SourceRateLimited {
+        /// The tenant.
+        tenant: String,
+        /// The source (named so because thiserror reserves `source`).
+        source_name: String,
+        /// When the batch would be admitted.
+        retry_after: Duration,
+    },
     /// The batch has more valid events than the tenant quota's burst can ever admit at
     /// once. Split it into batches of at most `max` events.
     #[error("a batch of {events} events exceeds the tenant burst of {max}; split it")]
@@ -60,7 +73,10 @@ pub enum Error {
 impl Error {
     /// Whether retrying the same call later can succeed (busy or rate-limited).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Error::Busy { .. } | Error::RateLimited { .. })
+        matches!(
+            self,
+            Error::Busy { .. } | Error::RateLimited { .. } | Error::SourceRateLimited { .. }
+        )
     }
 
     /// How long to wait before retrying, for the retryable errors.
@@ -72,9 +88,9 @@ impl Error {
     /// ```
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            Error::Busy { retry_after } | Error::RateLimited { retry_after, .. } => {
-                Some(*retry_after)
-            }
+            Error::Busy { retry_after }
+            | Error::RateLimited { retry_after, .. }
+            | Error::SourceRateLimited { retry_after, .. } => Some(*retry_after),
             _ => None,
         }
     }

@@ -16,8 +16,8 @@
 //!   are the backpressure: [`Engine::ingest`] waits, [`Engine::try_ingest`] answers
 //!   [`Error::Busy`] with a retry-after hint. A one-for-one weft-actor supervisor
 //!   restarts a shard that panics (its open windows are lost and counted).
-//! - **Per-tenant rate limits** are a weft-ratelimit `KeyedLimiter` (a batch of n valid
-//!   events takes n cells).
+//! - **Per-tenant and per-source rate limits** are weft-ratelimit `KeyedLimiter`s (a
+//!   batch of n valid events takes n cells).
 //! - **Self-metrics** are weft-lockfree `StripedCounter`s written by callers and shards
 //!   without contention ([`Engine::metrics`]).
 //! - **Closed windows** go to a log that a weft-cqrs projection applies to the window

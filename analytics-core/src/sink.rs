@@ -64,7 +64,8 @@ impl Engine {
             match self.ingest(batch).await {
                 Ok(_) => {}
                 Err(e) => match e.error {
-                    Error::RateLimited { retry_after, .. } => {
+                    Error::RateLimited { retry_after, .. }
+                    | Error::SourceRateLimited { retry_after, .. } => {
                         tokio::time::sleep(retry_after.max(Duration::from_millis(1))).await;
                         pending.push(e.into_batch());
                     }

@@ -769,3 +769,40 @@ async fn open_windows_are_queryable_as_partials() {
         assert_eq!(p.end - p.start, 10_000);
     }
 }
+
+#[tokio::test]
+async fn per_source_rate_limit_before_the_tenant_one() {
+    let clock = clock();
+    let engine = builder(&clock)
+        .source_quota(Quota::per_second(5).unwrap())
+        .tenant_quota(Quota::per_second(8).unwrap())
+        .build()
+        .unwrap();
+    let b = |source: &str, n: usize| {
+        Batch::new(vec![Event::new("m", T0, 1.0); n])
+            .tenant("acme")
+            .source(source)
+    };
+    engine.ingest(b("s1", 5)).await.unwrap();
+    let err = engine.ingest(b("s1", 1)).await.unwrap_err();
+    match &err.error {
+        Error::SourceRateLimited {
+            tenant,
+            source_name,
+            retry_after,
+        } => {
+            assert_eq!((tenant.as_str(), source_name.as_str()), ("acme", "s1"));
+            assert_eq!(*retry_after, Duration::from_millis(200));
+        }
+        e => panic!("{e:?}"),
+    }
+    assert!(err.error.is_retryable());
+    // Another source of the same tenant has its own 5, but the tenant only 3 left.
+    engine.ingest(b("s2", 3)).await.unwrap();
+    let err = engine.ingest(b("s2", 1)).await.unwrap_err();
+    assert!(matches!(err.error, Error::RateLimited { .. }), "{err:?}");
+    // Oversized for the smaller burst: refused before anything is spent.
+    let err = engine.ingest(b("s3", 6)).await.unwrap_err();
+    assert_eq!(err.error, Error::BatchTooLarge { events: 6, max: 5 });
+    assert_eq!(engine.metrics().rate_limited, 2);
+}
