@@ -116,7 +116,7 @@ impl AggregateConfig {
 /// ([`Event::entity`](crate::Event::entity)); this only mixes them once more (the
 /// murmur3 finaliser) so that raw ids given to `entity_hashed` still spread. It is
 /// fixed, so every sketch hashes alike and sketches merge.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Copy, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct EntityHasher;
 
 /// See [`EntityHasher`].
@@ -157,7 +157,7 @@ type Hll = HyperLogLogPlus<u64, EntityHasher>;
 /// let e = weft_analytics::Estimate { value: 100.0, rel_error: 0.01 };
 /// assert_eq!(e.bounds(), (99.0, 101.0));
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Estimate {
     /// The estimated value.
     pub value: f64,
@@ -190,7 +190,9 @@ impl Estimate {
 /// assert!((p50.value - 50.0).abs() <= 50.0 * p50.rel_error + 1.0);
 /// assert_eq!(a.distinct().unwrap().value.round(), 100.0);
 /// ```
-#[derive(Clone)]
+///
+/// It serialises with serde (sketches included), for snapshots of window state.
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct WindowAggregate {
     count: u64,
     sum: f64,
@@ -345,6 +347,33 @@ mod tests {
         assert_eq!(a.quantile(0.5), None);
         assert_eq!(a.distinct().unwrap().value, 0.0);
         assert_eq!(a.top_k(3), None);
+    }
+
+    #[test]
+    fn serde_round_trip_keeps_every_sketch() {
+        let cfg = AggregateConfig::default().top_k("path", 4);
+        let mut a = WindowAggregate::new(&cfg);
+        for i in 0..1000u64 {
+            let path = format!("/p{}", i % 7);
+            a.add(
+                i as f64,
+                Some(i % 300),
+                Some((&path, crate::event::hash_one(&path))),
+            );
+        }
+        let json = serde_json::to_string(&a).unwrap();
+        let b: WindowAggregate = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            (b.count(), b.sum(), b.min(), b.max()),
+            (a.count(), a.sum(), a.min(), a.max())
+        );
+        assert_eq!(b.quantile(0.9), a.quantile(0.9));
+        assert_eq!(b.distinct(), a.distinct());
+        assert_eq!(b.top_k(4), a.top_k(4));
+        // Still mergeable after the trip.
+        let mut c = b.clone();
+        c.merge(&a);
+        assert_eq!(c.count(), 2000);
     }
 
     #[test]

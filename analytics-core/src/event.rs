@@ -45,13 +45,28 @@ pub(crate) type Dims = SmallVec<[(CompactString, CompactString); 4]>;
 /// assert_eq!(e.dims().next(), Some(("host", "a"))); // sorted by key
 /// assert!(e.entity_hash().is_some());
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+///
+/// Events serialise with serde (for event logs); deserialising sorts the dimensions and
+/// keeps the last value of a repeated key, as [`Event::dim`] does.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Event {
     pub(crate) ts: i64,
     pub(crate) value: f64,
+    #[serde(default)]
     pub(crate) entity: Option<u64>,
     pub(crate) metric: CompactString,
+    #[serde(default, deserialize_with = "sorted_dims")]
     pub(crate) dims: Dims,
+}
+
+/// Deserialises dimensions in any order into the sorted, de-duplicated form.
+fn sorted_dims<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Dims, D::Error> {
+    let raw: Vec<(CompactString, CompactString)> = serde::Deserialize::deserialize(d)?;
+    let mut e = Event::new("", 0, 0.0);
+    for (k, v) in raw {
+        e = e.dim(k, v);
+    }
+    Ok(e.dims)
 }
 
 impl Event {
@@ -140,7 +155,7 @@ impl Event {
 /// let b = Batch::new(vec![Event::new("m", 0, 1.0)]).tenant("acme").source("edge-1");
 /// assert_eq!((b.tenant_name(), b.source_name(), b.len()), ("acme", "edge-1", 1));
 /// ```
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Batch {
     pub(crate) tenant: CompactString,
     pub(crate) source: CompactString,
@@ -452,6 +467,23 @@ mod tests {
         assert_eq!(d, [("a", "2"), ("b", "3")]);
         assert_eq!(e.dim_value("b"), Some("3"));
         assert_eq!(e.dim_value("c"), None);
+    }
+
+    #[test]
+    fn serde_sorts_dims() {
+        let e = Event::new("m", 5, 1.5)
+            .dim("b", "2")
+            .dim("a", "1")
+            .entity_hashed(9);
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), e);
+        let raw = r#"{"ts":1,"value":2.0,"metric":"m","dims":[["z","1"],["a","2"],["z","3"]]}"#;
+        let e: Event = serde_json::from_str(raw).unwrap();
+        assert_eq!(e.dims().collect::<Vec<_>>(), [("a", "2"), ("z", "3")]);
+        assert_eq!(e.entity_hash(), None);
+        let b = Batch::new(vec![e]).tenant("t");
+        let back: Batch = serde_json::from_str(&serde_json::to_string(&b).unwrap()).unwrap();
+        assert_eq!(back, b);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use compact_str::CompactString;
 /// let t = weft_analytics::TopItem { item: "a".into(), count: 10, error: 2 };
 /// assert_eq!(t.lower_bound(), 8);
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TopItem {
     /// The item (the top-k dimension's value).
     pub item: CompactString,
@@ -39,7 +39,7 @@ impl TopItem {
 }
 
 /// The Space-Saving summary.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct SpaceSaving {
     capacity: usize,
     /// Item hashes, parallel to `items` (scanned on every offer: kept dense).
