@@ -9,6 +9,7 @@
 //! | feature | module | crate |
 //! |---|---|---|
 //! | `actor` | [`actor`] | `weft-actor`: tokio actors with bounded mailboxes and overflow policies, dead letters, typed tell/ask with deadlines, OTP supervision, registry, routers, graceful shutdown |
+//! | `analytics` | [`analytics`] | `weft-analytics`: streaming analytics engine composed from the patterns: sharded backpressured ingest, tumbling/hopping/session windows with watermarks and allowed lateness, mergeable sketches (DDSketch, HLL++, Space-Saving), a window store with downsampling tiers, queries and a live feed |
 //! | `circuitbreaker` | [`circuitbreaker`] | `weft-circuitbreaker`: circuit breaker with count/time windows and exact half-open probing, retry with budgets, timeouts |
 //! | `cqrs` | [`cqrs`] | `weft-cqrs`: command bus with middleware and per-key ordering, tracking projections with durable checkpoints, read-your-writes, blue/green rebuilds, subscription queries |
 //! | `eventsourcing` | [`eventsourcing`] | `weft-eventsourcing`: aggregates, optimistic-concurrency event stores (in-memory, crash-safe file log with group commit), snapshots, upcasting, durable subscriptions |
@@ -36,6 +37,10 @@
 #[cfg(feature = "actor")]
 #[doc(inline)]
 pub use weft_actor as actor;
+
+#[cfg(feature = "analytics")]
+#[doc(inline)]
+pub use weft_analytics as analytics;
 
 #[cfg(feature = "circuitbreaker")]
 #[doc(inline)]
@@ -89,6 +94,9 @@ pub use weft_workerpool as workerpool;
 /// Each chapter is gated on the features its snippets use.
 #[cfg(doctest)]
 pub mod book {
+    #[cfg(all(feature = "analytics", feature = "time"))]
+    #[doc = include_str!("../docs/src/analytics.md")]
+    pub struct Analytics;
     #[cfg(feature = "actor")]
     #[doc = include_str!("../docs/src/actor.md")]
     pub struct Actor;

@@ -1,0 +1,324 @@
+//! weft-analytics: pre-parsed events through the whole engine (validation, rate-limit
+//! check, partitioning, shard actors, windows, sketches, closed-window log, store).
+//!
+//! - `pipeline/tumbling_1m_10k_series/{1,2}` (worker threads): 100K events per iteration over 10K
+//!   series (metric + `host` dimension), tumbling 1-minute windows with count, sum, min,
+//!   max, a DDSketch (1 %) and HLL++ (p = 12) per cell; 1 shard on a 1-worker tokio
+//!   runtime vs 2 shards on 2 workers. The producers (one task per worker, each its own
+//!   source) run on the runtime too, so the thread count is the whole engine's. Each iteration ends with a flush (every event
+//!   placed). Targets: >= 2M events/s per core; >= 1.8x from 1 to 2 threads.
+//! - `pipeline/hopping_10s_2s_10k_series_1_thread`: the same events through hopping
+//!   windows of 10 s sliding by 2 s (5 panes per window, merged on close). Target:
+//!   >= 250K events/s per core.
+//! - `pipeline/query_1k_series`: a query returning 1K series (group-by host, count, sum,
+//!   p99) from the store. The p50/p99 of the same query *while* another task ingests at
+//!   500K events/s go to `target/criterion/weft-metrics/pipeline.json`. Target: p99 <= 1 ms.
+//! - Memory: a counting allocator measures the bytes per (series, window) cell: open
+//!   cells after 1 and after 100 events each (it must not grow with events), and stored
+//!   cells. Written to the same metrics file.
+//!
+//! No other Rust crate offers this pipeline to run side by side; the anchors (Flink,
+//! Arroyo, RisingWave) are not Rust libraries, so every group has only `weft`.
+
+// The settings and harness every bench shares.
+#[allow(dead_code)] // not every bench uses every helper
+mod common;
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use weft::analytics::{Aggregate, Batch, Engine, Event, Limits, Query, TimeMode, WindowSpec};
+use weft::time::ManualClock;
+
+/// Counts the bytes currently allocated, for the bytes-per-cell figures.
+struct Counting;
+
+static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments
+// unchanged, so `System`'s guarantees hold; the counter is only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATED.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded as is (the caller upholds `alloc`'s contract).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded as is (`ptr` came from `alloc` with this layout).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATED.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded as is (the caller upholds `realloc`'s contract).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Event time starts here (2023-11-14).
+const T0: i64 = 1_700_000_000_000;
+const SERIES: usize = 10_000;
+const BATCH: usize = 1_000;
+const EVENTS: usize = 100_000;
+
+fn runtime(workers: usize) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn engine(rt: &tokio::runtime::Runtime, shards: usize, spec: WindowSpec) -> Engine {
+    let clock = ManualClock::starting_at(UNIX_EPOCH + Duration::from_millis(T0 as u64));
+    let _guard = rt.enter();
+    Engine::builder()
+        .shards(shards)
+        .window(spec)
+        .clock(clock)
+        .tick_interval(None)
+        .mailbox_capacity(16)
+        .time(TimeMode::event_time(
+            Duration::from_secs(1),
+            Duration::from_secs(600),
+        ))
+        // Event time runs far ahead of the (manual) clock over a long bench.
+        .limits(Limits::default().max_future(Duration::from_secs(10 * 365 * 86_400)))
+        .build()
+        .unwrap()
+}
+
+/// `n` events from `start` spread over `span_ms`, round-robin over `series` hosts.
+fn events(metric: &str, start: i64, span_ms: i64, n: usize, series: usize) -> Vec<Batch> {
+    let evs: Vec<Event> = (0..n)
+        .map(|i| {
+            Event::new(
+                metric,
+                start + (i as i64 * span_ms) / n as i64,
+                ((i * 7919) % 1000 + 1) as f64,
+            )
+            .dim("host", format!("h{}", i % series))
+            .entity_hashed((i % 5000) as u64)
+        })
+        .collect();
+    evs.chunks(BATCH).map(|c| Batch::new(c.to_vec())).collect()
+}
+
+/// Runs `iters` iterations of `EVENTS` events (each covering `span_ms` of event time)
+/// through `engine`, with one producer task per worker thread (each its own source,
+/// taking every `producers`-th batch), all on the runtime; returns the time spent.
+fn run(
+    rt: &tokio::runtime::Runtime,
+    engine: &Engine,
+    producers: usize,
+    cursor: &mut i64,
+    span_ms: i64,
+    iters: u64,
+) -> Duration {
+    let mut total = Duration::ZERO;
+    for _ in 0..iters {
+        let mut parts: Vec<Vec<Batch>> = (0..producers).map(|_| Vec::new()).collect();
+        for (i, b) in events("latency", *cursor, span_ms, EVENTS, SERIES)
+            .into_iter()
+            .enumerate()
+        {
+            parts[i % producers].push(b.source(format!("producer-{}", i % producers)));
+        }
+        *cursor += span_ms;
+        let engine = engine.clone();
+        let start = Instant::now();
+        rt.block_on(async move {
+            let tasks: Vec<_> = parts
+                .into_iter()
+                .map(|part| {
+                    let engine = engine.clone();
+                    tokio::spawn(async move {
+                        for b in part {
+                            engine.ingest(b).await.unwrap();
+                        }
+                    })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            engine.flush(Duration::from_secs(60)).await.unwrap();
+        });
+        total += start.elapsed();
+    }
+    total
+}
+
+fn tumbling(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline/tumbling_1m_10k_series");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    for threads in [1, 2] {
+        let rt = runtime(threads);
+        let engine = engine(&rt, threads, WindowSpec::tumbling(Duration::from_secs(60)));
+        let mut cursor = T0;
+        // Workload `tumbling_1m_10k_series/<threads>`.
+        group.bench_function(BenchmarkId::new("weft", threads), |b| {
+            // 100K events per 10 s of event time: ~60 events per series per window.
+            b.iter_custom(|iters| run(&rt, &engine, threads, &mut cursor, 10_000, iters));
+        });
+        rt.block_on(engine.shutdown(Duration::from_secs(5)));
+    }
+    group.finish();
+}
+
+fn hopping(c: &mut Criterion) {
+    let mut group = c.benchmark_group("pipeline/hopping_10s_2s_10k_series_1_thread");
+    group.throughput(Throughput::Elements(EVENTS as u64));
+    let rt = runtime(1);
+    let engine = engine(
+        &rt,
+        1,
+        WindowSpec::hopping(Duration::from_secs(10), Duration::from_secs(2)),
+    );
+    let mut cursor = T0;
+    group.bench_function("weft", |b| {
+        // 100K events per 2 s: every pane of every key gets ~10 events; a window of
+        // every key closes per iteration.
+        b.iter_custom(|iters| run(&rt, &engine, 1, &mut cursor, 2_000, iters));
+    });
+    rt.block_on(engine.shutdown(Duration::from_secs(5)));
+    group.finish();
+}
+
+fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
+}
+
+fn query(c: &mut Criterion) {
+    let rt = runtime(2);
+    let engine = engine(&rt, 2, WindowSpec::tumbling(Duration::from_secs(60)));
+    // 1K series of metric `q`, 10 events each in the window [T0, T0 + 60 s); then time
+    // moves on so that window is final and stored.
+    rt.block_on(async {
+        for b in events("q", T0, 50_000, 10_000, 1_000) {
+            engine.ingest(b).await.unwrap();
+        }
+        engine
+            .ingest(Batch::new(vec![Event::new("tick", T0 + 120_000, 0.0)]))
+            .await
+            .unwrap();
+        engine.flush(Duration::from_secs(60)).await.unwrap();
+    });
+    let q = Query::new("default", "q", T0, T0 + 60_000)
+        .group_by("host")
+        .aggregates([Aggregate::Count, Aggregate::Sum, Aggregate::Quantile(0.99)]);
+    assert_eq!(engine.query(&q).unwrap().groups.len(), 1_000);
+    let mut group = c.benchmark_group("pipeline/query_1k_series");
+    group.throughput(Throughput::Elements(1_000));
+    group.bench_function("weft", |b| b.iter(|| engine.query(&q).unwrap()));
+    group.finish();
+
+    // The same query while ingesting 500K events/s (1000-event batches every 2 ms) of
+    // another metric into the same engine.
+    let stop = Arc::new(AtomicBool::new(false));
+    let ingest = {
+        let engine = engine.clone();
+        let stop = Arc::clone(&stop);
+        rt.spawn(async move {
+            let mut cursor = T0 + 120_000;
+            let mut tick = tokio::time::interval(Duration::from_millis(2));
+            while !stop.load(Ordering::Relaxed) {
+                tick.tick().await;
+                for b in events("load", cursor, 10, BATCH, SERIES) {
+                    engine.ingest(b).await.unwrap();
+                }
+                cursor += 10;
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let mut samples: Vec<Duration> = (0..2_000)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(engine.query(&q).unwrap());
+            let d = t.elapsed();
+            std::thread::sleep(Duration::from_micros(500));
+            d
+        })
+        .collect();
+    stop.store(true, Ordering::Relaxed);
+    rt.block_on(ingest).unwrap();
+    samples.sort_unstable();
+    let memory = cell_bytes(&rt);
+    let mut rows = vec![
+        (
+            "query_1k_series_p50_while_ingesting_500k_per_s",
+            "weft",
+            percentile_us(&samples, 50.0),
+            "µs",
+        ),
+        (
+            "query_1k_series_p99_while_ingesting_500k_per_s",
+            "weft",
+            percentile_us(&samples, 99.0),
+            "µs",
+        ),
+    ];
+    rows.extend(memory);
+    common::write_metrics("pipeline", &rows);
+    rt.block_on(engine.shutdown(Duration::from_secs(5)));
+}
+
+/// Bytes per (series, window) cell: open after 1 and after 100 events per cell, and
+/// stored after the windows close.
+fn cell_bytes(
+    rt: &tokio::runtime::Runtime,
+) -> Vec<(&'static str, &'static str, f64, &'static str)> {
+    let engine = engine(rt, 1, WindowSpec::tumbling(Duration::from_secs(60)));
+    let measure = |start: i64, per_series: usize| {
+        let batches = events("mem", start, 1_000, SERIES * per_series, SERIES);
+        rt.block_on(async {
+            for b in batches {
+                engine.ingest(b).await.unwrap();
+            }
+            engine.flush(Duration::from_secs(60)).await.unwrap();
+        });
+    };
+    let base = ALLOCATED.load(Ordering::Relaxed);
+    measure(T0, 1);
+    let one = ALLOCATED.load(Ordering::Relaxed) - base;
+    measure(T0 + 2_000, 100);
+    let hundred = ALLOCATED.load(Ordering::Relaxed) - base;
+    // Close the window: cells move to the store.
+    rt.block_on(engine.finish(Duration::from_secs(60))).unwrap();
+    let stored = ALLOCATED.load(Ordering::Relaxed) - base;
+    rt.block_on(engine.shutdown(Duration::from_secs(5)));
+    let per = |b: isize| b as f64 / SERIES as f64;
+    vec![
+        ("bytes_per_open_cell_after_1_event", "weft", per(one), "B"),
+        (
+            "bytes_per_open_cell_after_100_events",
+            "weft",
+            per(hundred),
+            "B",
+        ),
+        (
+            "bytes_per_cell_after_close_store_and_series_table",
+            "weft",
+            per(stored),
+            "B",
+        ),
+    ]
+}
+
+criterion_group! {
+    name = benches;
+    config = common::config();
+    targets = tumbling, hopping, query
+}
+criterion_main!(benches);
