@@ -142,11 +142,6 @@ fn replay(c: &mut Criterion) {
 /// The p-th percentile (0..=100) of sorted `samples`, in milliseconds.
 /// The `p`th percentile of `sorted`, in microseconds (lags are well under a
 /// millisecond; the report prints one decimal).
-fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
 fn lag(_: &mut Criterion) {
     let rt = common::two_worker_runtime();
     let mut samples = rt.block_on(async {
@@ -179,19 +174,19 @@ fn lag(_: &mut Criterion) {
             (
                 "lag_p50_at_10k_events_per_s",
                 "weft",
-                percentile_us(&samples, 50.0),
+                common::percentile_us(&samples, 50.0),
                 "µs",
             ),
             (
                 "lag_p99_at_10k_events_per_s",
                 "weft",
-                percentile_us(&samples, 99.0),
+                common::percentile_us(&samples, 99.0),
                 "µs",
             ),
             (
                 "lag_max_at_10k_events_per_s",
                 "weft",
-                percentile_us(&samples, 100.0),
+                common::percentile_us(&samples, 100.0),
                 "µs",
             ),
         ],

@@ -24,45 +24,16 @@
 #[allow(dead_code)] // not every bench uses every helper
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use weft::analytics::{Aggregate, Batch, Engine, Event, Limits, Query, TimeMode, WindowSpec};
 use weft::time::ManualClock;
 
-/// Counts the bytes currently allocated, for the bytes-per-cell figures.
-struct Counting;
-
-static ALLOCATED: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: every method forwards to the system allocator with the caller's arguments
-// unchanged, so `System`'s guarantees hold; the counter is only bookkeeping.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATED.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded as is (the caller upholds `alloc`'s contract).
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        ALLOCATED.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: forwarded as is (`ptr` came from `alloc` with this layout).
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATED.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: forwarded as is (the caller upholds `realloc`'s contract).
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static GLOBAL: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 /// Event time starts here (2023-11-14).
 const T0: i64 = 1_700_000_000_000;
@@ -194,11 +165,6 @@ fn hopping(c: &mut Criterion) {
     group.finish();
 }
 
-fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
-    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
-    sorted[i].as_secs_f64() * 1e6
-}
-
 fn query(c: &mut Criterion) {
     let rt = runtime(2);
     let engine = engine(&rt, 2, WindowSpec::tumbling(Duration::from_secs(60)));
@@ -259,13 +225,13 @@ fn query(c: &mut Criterion) {
         (
             "query_1k_series_p50_while_ingesting_500k_per_s",
             "weft",
-            percentile_us(&samples, 50.0),
+            common::percentile_us(&samples, 50.0),
             "µs",
         ),
         (
             "query_1k_series_p99_while_ingesting_500k_per_s",
             "weft",
-            percentile_us(&samples, 99.0),
+            common::percentile_us(&samples, 99.0),
             "µs",
         ),
     ];
@@ -289,14 +255,14 @@ fn cell_bytes(
             engine.flush(Duration::from_secs(60)).await.unwrap();
         });
     };
-    let base = ALLOCATED.load(Ordering::Relaxed);
+    let base = common::live_bytes();
     measure(T0, 1);
-    let one = ALLOCATED.load(Ordering::Relaxed) - base;
+    let one = common::live_bytes() - base;
     measure(T0 + 2_000, 100);
-    let hundred = ALLOCATED.load(Ordering::Relaxed) - base;
+    let hundred = common::live_bytes() - base;
     // Close the window: cells move to the store.
     rt.block_on(engine.finish(Duration::from_secs(60))).unwrap();
-    let stored = ALLOCATED.load(Ordering::Relaxed) - base;
+    let stored = common::live_bytes() - base;
     rt.block_on(engine.shutdown(Duration::from_secs(5)));
     let per = |b: isize| b as f64 / SERIES as f64;
     vec![

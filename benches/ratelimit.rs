@@ -15,43 +15,14 @@
 #[allow(dead_code)] // not every bench uses every helper
 mod common;
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::hash::RandomState;
 use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 
-/// Counts live heap bytes, to measure memory per key.
-struct Counting;
-
-static LIVE: AtomicIsize = AtomicIsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts sizes.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
-        // SAFETY: same contract as the caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
-        // SAFETY: same contract as the caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
 #[global_allocator]
-static ALLOC: Counting = Counting;
+static ALLOC: common::Counting = common::Counting;
 
 /// A rate far above what the bench can reach, so every check is admitted.
 const RATE: u32 = 1_000_000_000;
@@ -156,9 +127,9 @@ fn keyed(c: &mut Criterion) {
 
 /// Live bytes after `f` builds something, minus before, with the value kept alive.
 fn bytes_of<T>(f: impl FnOnce() -> T) -> (T, isize) {
-    let before = LIVE.load(Ordering::Relaxed);
+    let before = common::live_bytes();
     let value = f();
-    (value, LIVE.load(Ordering::Relaxed) - before)
+    (value, common::live_bytes() - before)
 }
 
 /// Memory per key after N distinct keys, and the total after a key-rotation attack of

@@ -242,24 +242,8 @@ impl EngineBuilder {
                 "build the engine inside a tokio runtime".into(),
             ));
         }
-        let limiter = match self.quota {
-            Some(q) => Some(
-                KeyedLimiter::builder(q)
-                    .clock(Arc::clone(&self.clock))
-                    .build()
-                    .map_err(|e| Error::Config(e.to_string()))?,
-            ),
-            None => None,
-        };
-        let source_limiter = match self.source_quota {
-            Some(q) => Some(
-                KeyedLimiter::builder(q)
-                    .clock(Arc::clone(&self.clock))
-                    .build()
-                    .map_err(|e| Error::Config(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let limiter = keyed_limiter(self.quota, &self.clock)?;
+        let source_limiter = keyed_limiter(self.source_quota, &self.clock)?;
         let counters = Arc::new(Counters::new(self.shards));
         let applied = Arc::new(AtomicU64::new(0));
         let log = Arc::new(CellLog::new(Arc::clone(&applied)));
@@ -374,7 +358,25 @@ impl EngineBuilder {
 }
 
 /// The per-(tenant, source) limiter.
-type SourceLimiter = KeyedLimiter<(CompactString, CompactString), Arc<dyn Clock>>;
+type SourceLimiter = Limiter<(CompactString, CompactString)>;
+
+/// A keyed limiter on the engine's clock.
+type Limiter<K> = KeyedLimiter<K, Arc<dyn Clock>>;
+
+/// A keyed limiter for `quota` on the engine's clock, if a quota is set.
+fn keyed_limiter<K: std::hash::Hash + Eq>(
+    quota: Option<Quota>,
+    clock: &Arc<dyn Clock>,
+) -> Result<Option<Limiter<K>>, Error> {
+    quota
+        .map(|q| {
+            KeyedLimiter::builder(q)
+                .clock(Arc::clone(clock))
+                .build()
+                .map_err(|e| Error::Config(e.to_string()))
+        })
+        .transpose()
+}
 
 pub(crate) struct Inner {
     pub(crate) shards: Vec<ActorRef<Shard>>,
@@ -382,7 +384,7 @@ pub(crate) struct Inner {
     pub(crate) cfg: Arc<ShardConfig>,
     time: TimeMode,
     limits: Limits,
-    limiter: Option<KeyedLimiter<CompactString, Arc<dyn Clock>>>,
+    limiter: Option<Limiter<CompactString>>,
     source_limiter: Option<SourceLimiter>,
     clock: Arc<dyn Clock>,
     watermarks: Mutex<Watermarks>,

@@ -1,6 +1,9 @@
 //! What the benches share: the criterion settings, the two-thread contention harness,
-//! the async benches' runtime, and the writer of extra metrics.
+//! the async benches' runtime, a heap-counting allocator, percentiles, and the writer of
+//! extra metrics.
 
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicIsize, Ordering};
 use std::time::{Duration, Instant};
 
 use criterion::Criterion;
@@ -62,4 +65,45 @@ pub(crate) fn write_metrics(pattern: &str, rows: &[(&str, &str, f64, &str)]) {
     for (w, i, v, u) in rows {
         println!("{pattern}/{w}/{i}: {v:.3} {u}");
     }
+}
+
+/// A global allocator that counts live heap bytes, for memory-per-item figures. A bench
+/// opts in with `#[global_allocator] static ALLOC: common::Counting = common::Counting;`
+/// and reads [`live_bytes`] before and after building what it measures.
+pub(crate) struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+/// Live heap bytes now (meaningful only under [`Counting`]).
+pub(crate) fn live_bytes() -> isize {
+    LIVE.load(Ordering::Relaxed)
+}
+
+// SAFETY: every method forwards to the system allocator with the caller's arguments
+// unchanged, so `System`'s guarantees hold; the counter is only bookkeeping.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded as is (the caller upholds `alloc`'s contract).
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        // SAFETY: forwarded as is (`ptr` came from `alloc` with this layout).
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        // SAFETY: forwarded as is (the caller upholds `realloc`'s contract).
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// The `p`-th percentile (0..=100, nearest rank) of sorted durations, in microseconds.
+pub(crate) fn percentile_us(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() - 1) as f64 * p / 100.0).round() as usize;
+    sorted[i].as_secs_f64() * 1e6
 }
