@@ -100,6 +100,7 @@
 #![deny(missing_docs)]
 
 mod agg;
+mod alert;
 mod engine;
 mod error;
 mod event;
@@ -112,9 +113,15 @@ mod sink;
 mod store;
 mod topk;
 mod watermark;
+mod webhook;
 mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
+pub use alert::{
+    AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertRule, AlertState, AlertStatus,
+    ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe, Resolve,
+    RuleAggregate, RuleEvent,
+};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};
 pub use event::{Batch, Event, Limits, SeriesKey};
@@ -125,4 +132,8 @@ pub use shard::LateEvent;
 pub use store::{StoreStatus, Tier};
 pub use topk::TopItem;
 pub use watermark::{SourceStatus, TimeMode};
+pub use webhook::{
+    DeadLetter, HttpConnector, HttpSink, Notification, Notifier, NotifierBuilder, NotifierMetrics,
+    Sink, SinkError, SinkFuture,
+};
 pub use window::WindowSpec;

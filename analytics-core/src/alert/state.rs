@@ -1,0 +1,218 @@
+//! The alert state of one rule as a weft-eventsourcing aggregate: inactive → pending →
+//! firing → resolved, decided from one closed window at a time.
+//!
+//! Every evaluated window is recorded (`Evaluated`), so the resolve streak and the last
+//! window seen survive a restart; transitions are separate events, so the history reads
+//! as "pending at …, firing at …, resolved at …". A window at or before the last one
+//! seen is ignored, which makes re-evaluating after a restart idempotent.
+
+use serde::{Deserialize, Serialize};
+use weft_eventsourcing::{Aggregate, DomainEvent};
+
+use super::rule::AlertRule;
+
+/// Where an alert is.
+///
+/// ```
+/// use weft_analytics::AlertStatus;
+/// assert_eq!(AlertStatus::default(), AlertStatus::Inactive);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AlertStatus {
+    /// The condition does not hold (or never did).
+    #[default]
+    Inactive,
+    /// The condition holds, not yet for the for-duration.
+    Pending,
+    /// The condition held for the for-duration; notified.
+    Firing,
+    /// Was firing; the resolve condition held long enough; notified.
+    Resolved,
+}
+
+/// One event of an alert's history (window bounds and times are event time, ms).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AlertEvent {
+    /// A closed window was evaluated.
+    Evaluated {
+        /// Window start.
+        start: i64,
+        /// Window end.
+        end: i64,
+        /// The aggregate's value (`None`: no data for it).
+        value: Option<f64>,
+        /// Whether the firing condition held.
+        breached: bool,
+        /// While firing: whether the window counts toward resolving.
+        resolving: bool,
+    },
+    /// The condition started to hold at `since` (a window start).
+    Pending {
+        /// The start of the first breaching window.
+        since: i64,
+    },
+    /// A pending alert's condition stopped holding before the for-duration.
+    Cleared {
+        /// The end of the window where it stopped.
+        at: i64,
+    },
+    /// The alert fired.
+    Firing {
+        /// The end of the window that made it fire.
+        at: i64,
+        /// That window's value.
+        value: Option<f64>,
+    },
+    /// The alert resolved.
+    Resolved {
+        /// The end of the window that resolved it.
+        at: i64,
+        /// That window's value.
+        value: Option<f64>,
+    },
+}
+
+impl DomainEvent for AlertEvent {
+    fn event_type(&self) -> &'static str {
+        match self {
+            AlertEvent::Evaluated { .. } => "Evaluated",
+            AlertEvent::Pending { .. } => "Pending",
+            AlertEvent::Cleared { .. } => "Cleared",
+            AlertEvent::Firing { .. } => "Firing",
+            AlertEvent::Resolved { .. } => "Resolved",
+        }
+    }
+}
+
+impl AlertEvent {
+    /// Whether this is a state transition (not a plain evaluation).
+    pub fn is_transition(&self) -> bool {
+        !matches!(self, AlertEvent::Evaluated { .. })
+    }
+}
+
+/// The state of one rule's alert, folded from its events.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AlertState {
+    /// The status.
+    pub status: AlertStatus,
+    /// While pending or firing: the start of the first breaching window.
+    pub since: Option<i64>,
+    /// The end of the last window evaluated.
+    pub last_end: Option<i64>,
+    /// While firing: consecutive windows counting toward resolving.
+    pub resolve_streak: u32,
+    /// Times fired.
+    pub fired: u64,
+}
+
+/// Command to an [`AlertState`]: evaluate one closed window under `rule` (what the
+/// manager sends; exposed for given/when/then tests of the state machine).
+#[derive(Debug, Clone)]
+pub struct Observe {
+    /// The rule (its condition, for-duration and resolve condition).
+    pub rule: AlertRule,
+    /// Window start (ms).
+    pub start: i64,
+    /// Window end (ms).
+    pub end: i64,
+    /// The rule's aggregate over the window (`None`: no data for it).
+    pub value: Option<f64>,
+}
+
+impl Aggregate for AlertState {
+    const TYPE: &'static str = "alert";
+    type Command = Observe;
+    type Event = AlertEvent;
+    type Error = std::convert::Infallible;
+
+    fn handle(&self, c: &Observe) -> Result<Vec<AlertEvent>, Self::Error> {
+        if self.last_end.is_some_and(|l| c.end <= l) {
+            return Ok(Vec::new()); // seen already (a replay)
+        }
+        let breached = c.rule.condition.holds(c.value);
+        let resolving =
+            self.status == AlertStatus::Firing && c.rule.resolve.counts(c.value, breached);
+        let mut out = vec![AlertEvent::Evaluated {
+            start: c.start,
+            end: c.end,
+            value: c.value,
+            breached,
+            resolving,
+        }];
+        let for_ms = i64::try_from(c.rule.for_duration.as_millis()).unwrap_or(i64::MAX);
+        match self.status {
+            AlertStatus::Inactive | AlertStatus::Resolved => {
+                if breached {
+                    out.push(AlertEvent::Pending { since: c.start });
+                    if c.end.saturating_sub(c.start) >= for_ms {
+                        out.push(AlertEvent::Firing {
+                            at: c.end,
+                            value: c.value,
+                        });
+                    }
+                }
+            }
+            AlertStatus::Pending => {
+                let since = self.since.unwrap_or(c.start);
+                if !breached {
+                    out.push(AlertEvent::Cleared { at: c.end });
+                } else if c.end.saturating_sub(since) >= for_ms {
+                    out.push(AlertEvent::Firing {
+                        at: c.end,
+                        value: c.value,
+                    });
+                }
+            }
+            AlertStatus::Firing => {
+                let streak = if resolving {
+                    self.resolve_streak + 1
+                } else {
+                    0
+                };
+                if streak >= c.rule.resolve.windows() {
+                    out.push(AlertEvent::Resolved {
+                        at: c.end,
+                        value: c.value,
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn apply(&mut self, e: &AlertEvent) {
+        match e {
+            AlertEvent::Evaluated { end, resolving, .. } => {
+                self.last_end = Some(*end);
+                if self.status == AlertStatus::Firing {
+                    self.resolve_streak = if *resolving {
+                        self.resolve_streak + 1
+                    } else {
+                        0
+                    };
+                }
+            }
+            AlertEvent::Pending { since } => {
+                self.status = AlertStatus::Pending;
+                self.since = Some(*since);
+            }
+            AlertEvent::Cleared { .. } => {
+                self.status = AlertStatus::Inactive;
+                self.since = None;
+            }
+            AlertEvent::Firing { .. } => {
+                self.status = AlertStatus::Firing;
+                self.resolve_streak = 0;
+                self.fired += 1;
+            }
+            AlertEvent::Resolved { .. } => {
+                self.status = AlertStatus::Resolved;
+                self.since = None;
+                self.resolve_streak = 0;
+            }
+        }
+    }
+}
