@@ -337,7 +337,7 @@ async fn retries_run_into_the_open_breaker_then_dead_letter() {
         ),
         (5, 3, 1, 0)
     );
-    assert_eq!(notifier.dead_letters(), [dead.clone()]);
+    assert_eq!(notifier.dead_letters(), std::slice::from_ref(&dead));
     assert_eq!(dead.notification, note());
     // Four backoff waits of 1 s, on tokio's (paused) clock.
     assert_eq!(start.elapsed(), Duration::from_secs(4));
@@ -476,18 +476,26 @@ async fn rules_and_history_survive_a_restart() {
 /// `statuses` (then 200), records the bodies.
 async fn serve(
     statuses: Vec<u16>,
-) -> (String, Arc<Mutex<Vec<String>>>, tokio::task::JoinHandle<()>) {
+) -> (
+    String,
+    Arc<Mutex<Vec<String>>>,
+    Arc<AtomicU32>,
+    tokio::task::JoinHandle<()>,
+) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let bodies = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&bodies);
+    let accepts = Arc::new(AtomicU32::new(0));
+    let accepted = Arc::clone(&accepts);
     let task = tokio::spawn(async move {
         let mut statuses = statuses.into_iter();
         loop {
             let Ok((mut s, _)) = listener.accept().await else {
                 return;
             };
+            accepted.fetch_add(1, Ordering::SeqCst);
             // Keep-alive: many requests per connection.
             let mut buf = Vec::new();
             loop {
@@ -528,12 +536,12 @@ async fn serve(
             }
         }
     });
-    (format!("http://{addr}/hook"), bodies, task)
+    (format!("http://{addr}/hook"), bodies, accepts, task)
 }
 
 #[tokio::test(start_paused = true)]
 async fn the_http_sink_posts_over_pooled_connections_and_retries_errors() {
-    let (url, bodies, server) = serve(vec![500]).await;
+    let (url, bodies, accepts, server) = serve(vec![500]).await;
     let sink = HttpSink::new(&url).unwrap();
     let notifier = Notifier::builder()
         .sink("hook", sink)
@@ -547,6 +555,8 @@ async fn the_http_sink_posts_over_pooled_connections_and_retries_errors() {
     assert_eq!(got.len(), 2);
     let parsed: Notification = serde_json::from_str(&got[0]).unwrap();
     assert_eq!(parsed, note());
+    // Three requests, one pooled keep-alive connection.
+    assert_eq!(accepts.load(Ordering::SeqCst), 1);
     server.abort();
 }
 

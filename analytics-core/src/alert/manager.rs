@@ -432,11 +432,8 @@ impl AlertManager {
         let mut notes: Vec<(String, Notification)> = Vec::new();
         for rule in rules {
             let key = rule.key();
-            let through = match inner.through.lock().get(&key) {
-                Some(&t) => Some(t),
-                None => None,
-            };
-            let through = match through {
+            let remembered = inner.through.lock().get(&key).copied();
+            let through = match remembered {
                 Some(t) => Some(t),
                 None => self.state(&key)?.last_end,
             };
