@@ -17,12 +17,11 @@
 use std::any::Any;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use weft_cqrs::{
-    CommandBus, CommandInfo, EventSource, Middleware, Position, ProjectionHandle, StoreLog,
-};
+use weft_cqrs::{CommandBus, CommandInfo, Middleware, Position, ProjectionHandle};
 use weft_eventsourcing::{EventStore, InMemoryStore, Repository};
 use weft_sync::Mutex;
 
@@ -34,7 +33,7 @@ use crate::shard::Barrier;
 use crate::webhook::{Notification, Notifier};
 use crate::window::pane_of;
 
-type RuleLog = StoreLog<Arc<dyn EventStore>, RuleEvent>;
+use super::log::RuleLog;
 
 /// Empty windows filled per rule and round at most (a long quiet stretch evaluates its
 /// last ones: enough for any for-duration or resolve count below this many windows).
@@ -96,7 +95,7 @@ impl AlertManagerBuilder {
             return Err(AlertError::Config("the timeout must be positive".into()));
         }
         let cfg = |e: weft_cqrs::Error| AlertError::Config(e.to_string());
-        let log: Arc<RuleLog> = Arc::new(StoreLog::new(Arc::clone(&self.rules_store)));
+        let log: Arc<RuleLog> = Arc::new(RuleLog::new(Arc::clone(&self.rules_store)));
         let registry = weft_cqrs::projection(
             "weft-analytics-rules",
             Arc::clone(&log),
@@ -165,7 +164,7 @@ async fn current(
     log: &RuleLog,
     timeout: Duration,
 ) -> Result<BTreeMap<String, AlertRule>, weft_cqrs::BoxError> {
-    let head = *log.watch_head().borrow();
+    let head = log.head();
     reg.wait_for(head, timeout).await?;
     Ok(reg.query(|r| r.rules.clone()))
 }
@@ -273,15 +272,22 @@ impl AlertManager {
 
     /// Creates a rule (command `CreateRule`).
     ///
+    /// The returned future owns what it needs (no borrow of `self`), so it can be
+    /// spawned or awaited inside a saga step.
+    ///
     /// # Errors
     ///
     /// [`AlertError::Command`]: invalid rule, unknown sink, a rule with its key exists.
-    pub async fn create_rule(&self, rule: AlertRule) -> Result<Position, AlertError> {
-        self.inner
-            .bus
-            .execute(CreateRule(rule))
-            .await
-            .map_err(Self::command_error)
+    pub fn create_rule(
+        &self,
+        rule: AlertRule,
+    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+        let bus = self.inner.bus.clone();
+        async move {
+            bus.execute(CreateRule(rule))
+                .await
+                .map_err(Self::command_error)
+        }
     }
 
     /// Replaces a rule's definition (command `ChangeRule`); its alert state is kept.
@@ -289,12 +295,16 @@ impl AlertManager {
     /// # Errors
     ///
     /// [`AlertError::Command`]: invalid rule, unknown sink, no such rule.
-    pub async fn change_rule(&self, rule: AlertRule) -> Result<Position, AlertError> {
-        self.inner
-            .bus
-            .execute(ChangeRule(rule))
-            .await
-            .map_err(Self::command_error)
+    pub fn change_rule(
+        &self,
+        rule: AlertRule,
+    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+        let bus = self.inner.bus.clone();
+        async move {
+            bus.execute(ChangeRule(rule))
+                .await
+                .map_err(Self::command_error)
+        }
     }
 
     /// Deletes a rule (command `DeleteRule`); its alert history is kept.
@@ -302,14 +312,15 @@ impl AlertManager {
     /// # Errors
     ///
     /// [`AlertError::Command`]: malformed key, no such rule.
-    pub async fn delete_rule(&self, key: &str) -> Result<Position, AlertError> {
-        self.inner
-            .bus
-            .execute(DeleteRule {
-                key: key.to_owned(),
-            })
-            .await
-            .map_err(Self::command_error)
+    pub fn delete_rule(
+        &self,
+        key: &str,
+    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+        let bus = self.inner.bus.clone();
+        let command = DeleteRule {
+            key: key.to_owned(),
+        };
+        async move { bus.execute(command).await.map_err(Self::command_error) }
     }
 
     /// The rules, by key, once the read model has applied every command so far.
@@ -317,11 +328,16 @@ impl AlertManager {
     /// # Errors
     ///
     /// [`AlertError::Store`] if the read model does not catch up within the timeout.
-    pub async fn rules(&self) -> Result<Vec<AlertRule>, AlertError> {
-        let rules = current(&self.inner.registry, &self.inner.log, self.inner.timeout)
-            .await
-            .map_err(|e| AlertError::Store(e.to_string()))?;
-        Ok(rules.into_values().collect())
+    pub fn rules(
+        &self,
+    ) -> impl Future<Output = Result<Vec<AlertRule>, AlertError>> + Send + 'static {
+        let inner = Arc::clone(&self.inner);
+        async move {
+            let rules = current(&inner.registry, &inner.log, inner.timeout)
+                .await
+                .map_err(|e| AlertError::Store(e.to_string()))?;
+            Ok(rules.into_values().collect())
+        }
     }
 
     /// The alert state of rule `key` (`tenant/name`), rebuilt from its events.

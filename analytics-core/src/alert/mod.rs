@@ -2,6 +2,7 @@
 //! alert state as weft-eventsourcing aggregates, notifications through
 //! [`Notifier`](crate::Notifier).
 
+mod log;
 mod manager;
 mod rule;
 mod state;
