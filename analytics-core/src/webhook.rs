@@ -99,6 +99,9 @@ pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + S
 ///         Box::pin(async move { println!("{}", n.to_json()); Ok(()) })
 ///     }
 /// }
+/// let notifier = weft_analytics::Notifier::builder().sink("stdout", Stdout).build()?;
+/// assert!(notifier.has_sink("stdout"));
+/// # Ok::<(), weft_analytics::AlertError>(())
 /// ```
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// One delivery attempt (no retries: the notifier retries).
