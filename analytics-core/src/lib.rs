@@ -30,6 +30,10 @@
 //! - **Sketches** come from well-kept crates: `sketches-ddsketch` (percentiles, relative
 //!   error α) and `hyperloglogplus` (HLL++ distinct counts); top-k is Space-Saving with
 //!   the mergeable-summaries merge. All merge across panes, shards and tiers.
+//! - **Alerts** (rules as weft-cqrs commands, alert state as weft-eventsourcing
+//!   aggregates) are evaluated on closed windows; notifications go to webhook sinks
+//!   over a weft-pool behind a weft-circuitbreaker, with retry and dead letters.
+//!   **Tenant provisioning** is a weft-saga saga with compensations.
 //! - **Time** is read through a `weft_time::Clock` (validation, idle sources, processing
 //!   time, rate limits), so tests run on a manual clock.
 //!
@@ -92,7 +96,20 @@
 //! - Store and queries: [`Tier`], [`Query`], [`Aggregate`], [`QueryResult`],
 //!   [`GroupResult`], [`Point`], [`Value`], [`StoreStatus`].
 //! - Live: [`LiveFeed`], [`LiveUpdate`], [`LiveKind`].
-//! - Errors: [`Error`], [`IngestError`], [`RejectReason`].
+//! - Alerts: [`AlertManager`] built by [`AlertManagerBuilder`] (rule commands
+//!   [`CreateRule`], [`ChangeRule`], [`DeleteRule`] recorded as [`RuleEvent`]s;
+//!   [`evaluate`](AlertManager::evaluate) → [`EvalReport`];
+//!   [`history`](AlertManager::history)), [`AlertRule`] with [`RuleAggregate`],
+//!   [`Condition`], [`Comparison`], [`Resolve`]; the event-sourced [`AlertState`]
+//!   ([`AlertStatus`], [`AlertEvent`], [`Observe`]).
+//! - Notifications: [`Notifier`] built by [`NotifierBuilder`] (a weft-circuitbreaker
+//!   breaker per sink, retry with backoff, [`DeadLetter`]s, [`NotifierMetrics`]),
+//!   [`Sink`] ([`SinkFuture`], [`SinkError`]), [`HttpSink`] over a weft-pool of
+//!   [`HttpConnector`] connections, [`Notification`].
+//! - Provisioning: [`Provisioner`] (a weft-saga saga) → [`Provisioned`], over a
+//!   [`TenantDirectory`] with [`TenantSpec`] and [`TenantQuota`].
+//! - Errors: [`Error`], [`IngestError`], [`RejectReason`]; [`AlertError`] for alerting
+//!   and provisioning.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]

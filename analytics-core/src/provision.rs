@@ -189,7 +189,7 @@ pub enum Provisioned {
 ///     TenantQuota, TenantSpec};
 /// let alerts = AlertManager::builder(Engine::builder().tick_interval(None).build()?).build()?;
 /// let dir = TenantDirectory::new(1_000);
-/// let p = Provisioner::new(dir.clone(), alerts, weft_saga::MemoryJournal::new())?;
+/// let p = Provisioner::in_memory(dir.clone(), alerts)?;
 /// let spec = TenantSpec { tenant: "acme".into(), retention: Duration::from_secs(3600),
 ///     default_rules: vec![], quota: TenantQuota { events_per_sec: 5_000, burst: 5_000 } };
 /// // Over capacity: the quota step fails and the retention policy is removed again.
@@ -205,6 +205,16 @@ pub struct Provisioner {
 }
 
 impl Provisioner {
+    /// The saga over `directory` and `alerts`, journaled in memory (use
+    /// [`new`](Self::new) with a `weft_saga::FileJournal` to resume after a crash).
+    ///
+    /// # Errors
+    ///
+    /// As [`new`](Self::new).
+    pub fn in_memory(directory: TenantDirectory, alerts: AlertManager) -> Result<Self, AlertError> {
+        Self::new(directory, alerts, weft_saga::MemoryJournal::new())
+    }
+
     /// The saga over `directory` and `alerts`, journaled in `journal`.
     ///
     /// # Errors
