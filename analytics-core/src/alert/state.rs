@@ -216,3 +216,163 @@ impl Aggregate for AlertState {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+    use weft_eventsourcing::AggregateTest;
+
+    use super::*;
+    use crate::alert::rule::{Comparison, Condition, Resolve, RuleAggregate};
+
+    fn rule(for_s: u64, resolve: u32) -> AlertRule {
+        AlertRule::new(
+            "t",
+            "r",
+            "m",
+            RuleAggregate::Max,
+            Condition::new(Comparison::AtLeast, 10.0),
+        )
+        .for_duration(Duration::from_secs(for_s))
+        .resolve(Resolve::after_false(resolve))
+    }
+
+    fn obs(rule: &AlertRule, k: i64, value: Option<f64>) -> Observe {
+        Observe {
+            rule: rule.clone(),
+            start: k * 1000,
+            end: (k + 1) * 1000,
+            value,
+        }
+    }
+
+    #[test]
+    fn given_pending_when_the_for_duration_is_reached_then_firing() {
+        let r = rule(2, 1);
+        AggregateTest::<AlertState>::given(&[
+            AlertEvent::Evaluated {
+                start: 0,
+                end: 1000,
+                value: Some(10.0),
+                breached: true,
+                resolving: false,
+            },
+            AlertEvent::Pending { since: 0 },
+        ])
+        .when(&obs(&r, 1, Some(12.0)))
+        .then_expect_events(&[
+            AlertEvent::Evaluated {
+                start: 1000,
+                end: 2000,
+                value: Some(12.0),
+                breached: true,
+                resolving: false,
+            },
+            AlertEvent::Firing {
+                at: 2000,
+                value: Some(12.0),
+            },
+        ]);
+    }
+
+    #[test]
+    fn a_window_already_seen_records_nothing() {
+        let r = rule(0, 1);
+        AggregateTest::<AlertState>::given(&[AlertEvent::Evaluated {
+            start: 0,
+            end: 1000,
+            value: None,
+            breached: false,
+            resolving: false,
+        }])
+        .when(&obs(&r, 0, Some(50.0)))
+        .then_expect_events(&[]);
+    }
+
+    #[test]
+    fn no_data_never_fires() {
+        let r = rule(0, 1);
+        AggregateTest::<AlertState>::given_no_previous_events()
+            .when(&obs(&r, 0, None))
+            .then_expect_events(&[AlertEvent::Evaluated {
+                start: 0,
+                end: 1000,
+                value: None,
+                breached: false,
+                resolving: false,
+            }]);
+    }
+
+    /// Runs `values` (one per 1 s window) through the aggregate; returns the events.
+    fn run(r: &AlertRule, values: &[Option<f64>]) -> (AlertState, Vec<AlertEvent>) {
+        let mut s = AlertState::default();
+        let mut all = Vec::new();
+        for (k, v) in values.iter().enumerate() {
+            let events = s.handle(&obs(r, k as i64, *v)).unwrap();
+            for e in &events {
+                s.apply(e);
+            }
+            all.extend(events);
+        }
+        (s, all)
+    }
+
+    proptest! {
+        /// Against a direct model: the alert fires exactly when the condition has held
+        /// for `for_s` windows in a row (while not firing), and resolves exactly after
+        /// `resolve` consecutive windows without it (while firing).
+        #[test]
+        fn matches_a_direct_model(
+            values in proptest::collection::vec(proptest::option::of(0.0f64..20.0), 0..60),
+            for_s in 0u64..4,
+            resolve in 1u32..4,
+        ) {
+            let r = rule(for_s, resolve);
+            let (state, events) = run(&r, &values);
+            let mut firing = false;
+            let mut run_len = 0u64; // consecutive breaching windows
+            let mut quiet = 0u32; // consecutive non-breaching windows while firing
+            let mut expect = Vec::new();
+            for (k, v) in values.iter().enumerate() {
+                let end = (k as i64 + 1) * 1000;
+                let breach = v.is_some_and(|v| v >= 10.0);
+                if firing {
+                    quiet = if breach { 0 } else { quiet + 1 };
+                    if quiet >= resolve {
+                        firing = false;
+                        run_len = 0;
+                        expect.push(("resolved", end));
+                    }
+                } else if breach {
+                    run_len += 1;
+                    // Pending since the first window of the run; fires once the run
+                    // spans the for-duration (a window is 1 s).
+                    if run_len >= for_s.max(1) {
+                        firing = true;
+                        quiet = 0;
+                        expect.push(("firing", end));
+                    }
+                } else {
+                    run_len = 0;
+                }
+            }
+            let got: Vec<(&str, i64)> = events
+                .iter()
+                .filter_map(|e| match e {
+                    AlertEvent::Firing { at, .. } => Some(("firing", *at)),
+                    AlertEvent::Resolved { at, .. } => Some(("resolved", *at)),
+                    _ => None,
+                })
+                .collect();
+            prop_assert_eq!(got, expect);
+            prop_assert_eq!(state.status == AlertStatus::Firing, firing);
+            let evaluated = events
+                .iter()
+                .filter(|e| matches!(e, AlertEvent::Evaluated { .. }))
+                .count();
+            prop_assert_eq!(evaluated, values.len());
+        }
+    }
+}
