@@ -99,7 +99,8 @@
 //! - Alerts: [`AlertManager`] built by [`AlertManagerBuilder`] (rule commands
 //!   [`CreateRule`], [`ChangeRule`], [`DeleteRule`] recorded as [`RuleEvent`]s;
 //!   [`evaluate`](AlertManager::evaluate) → [`EvalReport`];
-//!   [`history`](AlertManager::history)), [`AlertRule`] with [`RuleAggregate`],
+//!   [`history`](AlertManager::history), [`metrics`](AlertManager::metrics) →
+//!   [`AlertMetrics`]), [`AlertRule`] with [`RuleAggregate`],
 //!   [`Condition`], [`Comparison`], [`Resolve`]; the event-sourced [`AlertState`]
 //!   ([`AlertStatus`], [`AlertEvent`], [`Observe`]).
 //! - Notifications: [`Notifier`] built by [`NotifierBuilder`] (a weft-circuitbreaker
@@ -136,9 +137,9 @@ mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
 pub use alert::{
-    AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertRule, AlertState, AlertStatus,
-    ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe, Resolve,
-    RuleAggregate, RuleEvent,
+    AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertMetrics, AlertRule, AlertState,
+    AlertStatus, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe,
+    Resolve, RuleAggregate, RuleEvent,
 };
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};

@@ -578,3 +578,38 @@ async fn the_http_sink_dead_letters_when_nobody_listens() {
     assert_eq!(dead.attempts, 2);
     assert_eq!(notifier.metrics().dead_lettered, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_background_task_evaluates_on_its_interval() {
+    let clock = clock();
+    let engine = engine(&clock);
+    let fake = Fake::default();
+    let alerts = AlertManager::builder(engine.clone())
+        .notifier(
+            Notifier::builder()
+                .sink("ops", fake.clone())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    alerts
+        .create_rule(rule().for_duration(Duration::ZERO))
+        .await
+        .unwrap();
+    let task = alerts.spawn(Duration::from_secs(1));
+    feed(&engine, 0, "/pay", 10).await;
+    close_before(&engine, 1).await;
+    // Paused time: the interval's next tick runs as soon as the runtime idles.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        alerts.state("default/pay-errors").unwrap().status,
+        AlertStatus::Firing
+    );
+    assert_eq!(fake.got.lock().unwrap().len(), 1);
+    let m = alerts.metrics().await.unwrap();
+    assert_eq!((m.rules, m.firing, m.pending), (1, 1, 0));
+    assert!(m.rounds >= 2, "{m:?}");
+    assert_eq!((m.windows, m.transitions), (1, 2));
+    task.abort();
+}

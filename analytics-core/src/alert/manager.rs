@@ -24,6 +24,7 @@ use std::time::Duration;
 use weft_cqrs::{CommandBus, CommandInfo, Middleware, Position, ProjectionHandle};
 use weft_eventsourcing::{EventStore, InMemoryStore, Repository};
 use weft_sync::Mutex;
+use weft_sync::atomic::{AtomicU64, Ordering};
 
 use super::AlertError;
 use super::rule::{AlertRule, ChangeRule, CreateRule, DeleteRule, RuleEvent, RuleRegistry};
@@ -152,6 +153,9 @@ impl AlertManagerBuilder {
                 notifier: self.notifier,
                 through: Mutex::new(HashMap::new()),
                 round: tokio::sync::Mutex::new(()),
+                rounds: AtomicU64::new(0),
+                windows: AtomicU64::new(0),
+                transitions: AtomicU64::new(0),
                 timeout,
             }),
         })
@@ -194,6 +198,23 @@ impl Middleware for KnownSinks {
             None => Ok(()),
         }
     }
+}
+
+/// The alert manager's counters and the rules by state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct AlertMetrics {
+    /// Rules defined.
+    pub rules: usize,
+    /// Rules pending.
+    pub pending: usize,
+    /// Rules firing.
+    pub firing: usize,
+    /// Evaluation rounds completed.
+    pub rounds: u64,
+    /// Windows evaluated, all rules.
+    pub windows: u64,
+    /// Transitions recorded.
+    pub transitions: u64,
 }
 
 /// What one evaluation round did.
@@ -242,6 +263,9 @@ struct Inner {
     through: Mutex<HashMap<String, i64>>,
     /// One round at a time.
     round: tokio::sync::Mutex<()>,
+    rounds: AtomicU64,
+    windows: AtomicU64,
+    transitions: AtomicU64,
     timeout: Duration,
 }
 
@@ -379,6 +403,29 @@ impl AlertManager {
         }
     }
 
+    /// A snapshot of the counters and of how many rules are in each state.
+    ///
+    /// # Errors
+    ///
+    /// [`AlertError::Store`] if the rules model or the state store fails.
+    pub async fn metrics(&self) -> Result<AlertMetrics, AlertError> {
+        let mut m = AlertMetrics {
+            rounds: self.inner.rounds.load(Ordering::Relaxed),
+            windows: self.inner.windows.load(Ordering::Relaxed),
+            transitions: self.inner.transitions.load(Ordering::Relaxed),
+            ..AlertMetrics::default()
+        };
+        for r in self.rules().await? {
+            m.rules += 1;
+            match self.state(&r.key())?.status {
+                AlertStatus::Pending => m.pending += 1,
+                AlertStatus::Firing => m.firing += 1,
+                _ => {}
+            }
+        }
+        Ok(m)
+    }
+
     /// The notifier (dead letters, counters, breaker states).
     pub fn notifier(&self) -> &Notifier {
         &self.inner.notifier
@@ -440,6 +487,12 @@ impl AlertManager {
             .await
             .map_err(|_| crate::Error::Timeout(timeout))?;
         let rules = self.rules().await?;
+        // Forget the progress of deleted rules (their state stays in the store: a rule
+        // created again under the same key goes on from it).
+        inner
+            .through
+            .lock()
+            .retain(|k, _| rules.iter().any(|r| &r.key() == k));
         let size = engine
             .cfg
             .spec
@@ -536,6 +589,13 @@ impl AlertManager {
                 inner.through.lock().insert(key, n);
             }
         }
+        inner.rounds.fetch_add(1, Ordering::Relaxed);
+        inner
+            .windows
+            .fetch_add(report.windows as u64, Ordering::Relaxed);
+        inner
+            .transitions
+            .fetch_add(report.transitions.len() as u64, Ordering::Relaxed);
         let notifier = &inner.notifier;
         let results =
             futures_util::future::join_all(notes.iter().map(|(sink, n)| notifier.deliver(sink, n)))

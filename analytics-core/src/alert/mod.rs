@@ -7,7 +7,7 @@ mod manager;
 mod rule;
 mod state;
 
-pub use manager::{AlertManager, AlertManagerBuilder, EvalReport};
+pub use manager::{AlertManager, AlertManagerBuilder, AlertMetrics, EvalReport};
 pub use rule::{
     AlertRule, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, Resolve, RuleAggregate,
     RuleEvent,
