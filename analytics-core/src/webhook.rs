@@ -24,7 +24,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use weft_circuitbreaker::retry::{Retry, RetryError, RetryPolicy};
+use weft_circuitbreaker::retry::{Retry, RetryBudget, RetryError, RetryPolicy};
 use weft_circuitbreaker::{CallError, CircuitBreaker, SlidingWindow, State};
 use weft_pool::{Manager, Pool};
 use weft_sync::Mutex;
@@ -122,6 +122,26 @@ impl Manager for HttpConnector {
         let s = TcpStream::connect(&self.addr).await?;
         s.set_nodelay(true)?;
         Ok(s)
+    }
+
+    /// An idle connection the server has closed (or that has unread bytes) is not
+    /// reused: the checkout opens a new one instead of failing a delivery attempt.
+    async fn recycle(
+        &self,
+        s: &mut TcpStream,
+        _metrics: &weft_pool::Metrics,
+    ) -> Result<(), weft_pool::RecycleError<std::io::Error>> {
+        let mut byte = [0u8; 1];
+        match s.try_read(&mut byte) {
+            Ok(0) => Err(weft_pool::RecycleError::Message(
+                "closed by the server".into(),
+            )),
+            Ok(_) => Err(weft_pool::RecycleError::Message(
+                "unexpected bytes on an idle connection".into(),
+            )),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(()),
+            Err(e) => Err(weft_pool::RecycleError::Backend(e)),
+        }
     }
 }
 
@@ -377,6 +397,7 @@ impl fmt::Debug for SinkEntry {
 pub struct NotifierBuilder {
     sinks: BTreeMap<String, Arc<dyn Sink>>,
     retry: Option<RetryPolicy>,
+    budget: Option<RetryBudget<Arc<dyn Clock>>>,
     min_calls: u32,
     open_for: Duration,
     clock: Arc<dyn Clock>,
@@ -387,6 +408,7 @@ impl fmt::Debug for NotifierBuilder {
         f.debug_struct("NotifierBuilder")
             .field("sinks", &self.sinks.keys().collect::<Vec<_>>())
             .field("retry", &self.retry)
+            .field("budget", &self.budget.as_ref().map(RetryBudget::status))
             .finish_non_exhaustive()
     }
 }
@@ -401,6 +423,15 @@ impl NotifierBuilder {
     /// The retry policy of every delivery.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = Some(policy);
+        self
+    }
+
+    /// A retry budget shared by every delivery: retries may add at most this share of
+    /// recent deliveries (see weft-circuitbreaker's `RetryBudget`), so an outage of
+    /// every sink cannot multiply the notifier's traffic. A delivery whose retry the
+    /// budget refuses is dead-lettered at once.
+    pub fn retry_budget(mut self, budget: RetryBudget<Arc<dyn Clock>>) -> Self {
+        self.budget = Some(budget);
         self
     }
 
@@ -458,6 +489,7 @@ impl NotifierBuilder {
             inner: Arc::new(NotifierInner {
                 sinks,
                 retry,
+                budget: self.budget,
                 dead: Mutex::new(Vec::new()),
                 delivered: AtomicU64::new(0),
                 attempts: AtomicU64::new(0),
@@ -497,6 +529,7 @@ pub struct Notifier {
 struct NotifierInner {
     sinks: BTreeMap<String, SinkEntry>,
     retry: RetryPolicy,
+    budget: Option<RetryBudget<Arc<dyn Clock>>>,
     dead: Mutex<Vec<DeadLetter>>,
     delivered: AtomicU64,
     attempts: AtomicU64,
@@ -517,6 +550,7 @@ impl Notifier {
         NotifierBuilder {
             sinks: BTreeMap::new(),
             retry: None,
+            budget: None,
             min_calls: 4,
             open_for: Duration::from_secs(5),
             clock: Arc::new(TokioClock),
@@ -545,7 +579,11 @@ impl Notifier {
             return Err(self.dead_letter(name, n, 0, format!("no sink named `{name}`")));
         };
         let mut made = 0u32;
-        let result = Retry::new(&inner.retry)
+        let mut retry = Retry::new(&inner.retry);
+        if let Some(b) = &inner.budget {
+            retry = retry.budget(b);
+        }
+        let result = retry
             .retry_on(|_: &CallError<SinkError>| true)
             .call_async(|_attempt| {
                 made += 1;

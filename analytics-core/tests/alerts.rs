@@ -476,6 +476,7 @@ async fn rules_and_history_survive_a_restart() {
 /// `statuses` (then 200), records the bodies.
 async fn serve(
     statuses: Vec<u16>,
+    close_each: bool,
 ) -> (
     String,
     Arc<Mutex<Vec<String>>>,
@@ -530,8 +531,8 @@ async fn serve(
                     seen.lock().unwrap().push(body);
                 }
                 let reply = format!("HTTP/1.1 {status} X\r\nContent-Length: 2\r\n\r\nok");
-                if s.write_all(reply.as_bytes()).await.is_err() {
-                    break;
+                if s.write_all(reply.as_bytes()).await.is_err() || close_each {
+                    break; // closing without saying so (no `Connection: close`)
                 }
             }
         }
@@ -541,7 +542,7 @@ async fn serve(
 
 #[tokio::test(start_paused = true)]
 async fn the_http_sink_posts_over_pooled_connections_and_retries_errors() {
-    let (url, bodies, accepts, server) = serve(vec![500]).await;
+    let (url, bodies, accepts, server) = serve(vec![500], false).await;
     let sink = HttpSink::new(&url).unwrap();
     let notifier = Notifier::builder()
         .sink("hook", sink)
@@ -612,4 +613,44 @@ async fn the_background_task_evaluates_on_its_interval() {
     assert!(m.rounds >= 2, "{m:?}");
     assert_eq!((m.windows, m.transitions), (1, 2));
     task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_connection_the_server_closed_is_not_reused() {
+    let (url, bodies, accepts, server) = serve(vec![], true).await;
+    let notifier = Notifier::builder()
+        .sink("hook", HttpSink::new(&url).unwrap())
+        .retry(policy(1, Duration::from_millis(100)))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        // One attempt each: the pool's recycle check drops the closed connection
+        // before it is used, so no delivery fails on it.
+        assert_eq!(notifier.deliver("hook", &note()).await.unwrap(), 1);
+        tokio::task::yield_now().await; // let the reactor see the close
+    }
+    assert_eq!(bodies.lock().unwrap().len(), 3);
+    assert_eq!(accepts.load(Ordering::SeqCst), 3);
+    server.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_exhausted_retry_budget_dead_letters_without_retrying() {
+    use weft_circuitbreaker::retry::RetryBudget;
+    use weft_time::{Clock, TokioClock};
+    let fake = Fake::default();
+    fake.failures.store(u32::MAX, Ordering::SeqCst);
+    let clock: Arc<dyn Clock> = Arc::new(TokioClock);
+    // Each delivery funds a tenth of a retry, no floor: the first failure gets none.
+    let budget = RetryBudget::with_clock(Duration::from_secs(10), 0, 0.1, clock).unwrap();
+    let notifier = Notifier::builder()
+        .sink("ops", fake.clone())
+        .retry(policy(5, Duration::from_secs(1)))
+        .retry_budget(budget)
+        .build()
+        .unwrap();
+    let dead = notifier.deliver("ops", &note()).await.unwrap_err();
+    assert_eq!(dead.attempts, 1);
+    assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(notifier.metrics().dead_lettered, 1);
 }

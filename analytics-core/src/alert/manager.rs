@@ -510,10 +510,11 @@ impl AlertManager {
             q.end_range = Some((through.unwrap_or(i64::MIN), closed_end));
             q.step = size;
             let result = engine.store.query(|s| s.run(&q))?;
-            let mut windows: BTreeMap<i64, (i64, Option<f64>)> = BTreeMap::new();
+            // Keyed by (end, start): session windows of different series may share an end.
+            let mut windows: BTreeMap<(i64, i64), Option<f64>> = BTreeMap::new();
             for g in &result.groups {
                 for p in &g.points {
-                    windows.insert(p.end, (p.start, p.values.first().and_then(|v| v.as_f64())));
+                    windows.insert((p.end, p.start), p.values.first().and_then(|v| v.as_f64()));
                 }
             }
             let mut newest = through;
@@ -522,24 +523,24 @@ impl AlertManager {
                 // newest closed one (after `finish` the watermark is at the end of
                 // time: only up to the newest window with data).
                 let upper = if wm == i64::MAX {
-                    windows.keys().next_back().copied().or(through)
+                    windows.keys().next_back().map(|k| k.0).or(through)
                 } else {
                     Some(pane_of(closed_end, size))
                 };
-                let first = through.or_else(|| windows.keys().next().copied());
+                let first = through.or_else(|| windows.keys().next().map(|k| k.0));
                 if let (Some(first), Some(upper)) = (first, upper) {
                     let lo = first.max(upper.saturating_sub(MAX_FILL * size));
                     let mut end = lo.saturating_add(size);
                     while end <= upper {
                         windows
-                            .entry(end)
-                            .or_insert((end - size, rule.aggregate.empty_value()));
+                            .entry((end, end - size))
+                            .or_insert(rule.aggregate.empty_value());
                         end += size;
                     }
                     newest = newest.max(Some(upper));
                 }
             }
-            for (&end, &(start, value)) in &windows {
+            for (&(end, start), &value) in &windows {
                 if through.is_some_and(|t| end <= t) {
                     continue;
                 }
