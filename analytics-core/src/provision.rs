@@ -66,8 +66,9 @@ pub struct TenantDirectory {
 #[derive(Debug)]
 struct Directory {
     capacity: u64,
-    retention: BTreeMap<String, Duration>,
-    quotas: BTreeMap<String, TenantQuota>,
+    /// Per tenant: the policy and the idempotency key of the write that set it.
+    retention: BTreeMap<String, (Duration, Option<String>)>,
+    quotas: BTreeMap<String, (TenantQuota, Option<String>)>,
 }
 
 impl TenantDirectory {
@@ -88,18 +89,38 @@ impl TenantDirectory {
     ///
     /// [`AlertError::Provisioning`] if the tenant has one already or `retention` is zero.
     pub fn set_retention(&self, tenant: &str, retention: Duration) -> Result<(), AlertError> {
+        self.set_retention_once(tenant, retention, None)
+    }
+
+    /// Like [`set_retention`](Self::set_retention), idempotent under `key`: a repeat
+    /// with the same key and policy (a saga step run again after a crash) succeeds
+    /// without a second write.
+    ///
+    /// # Errors
+    ///
+    /// As [`set_retention`](Self::set_retention), unless the policy was set with `key`.
+    pub fn set_retention_once(
+        &self,
+        tenant: &str,
+        retention: Duration,
+        key: Option<&str>,
+    ) -> Result<(), AlertError> {
         if retention.is_zero() {
             return Err(AlertError::Provisioning(format!(
                 "retention for `{tenant}` must be positive"
             )));
         }
         let mut d = self.inner.lock();
-        if d.retention.contains_key(tenant) {
+        if let Some((had, by)) = d.retention.get(tenant) {
+            if key.is_some() && by.as_deref() == key && *had == retention {
+                return Ok(());
+            }
             return Err(AlertError::Provisioning(format!(
                 "tenant `{tenant}` already has a retention policy"
             )));
         }
-        d.retention.insert(tenant.to_owned(), retention);
+        d.retention
+            .insert(tenant.to_owned(), (retention, key.map(str::to_owned)));
         Ok(())
     }
 
@@ -110,7 +131,7 @@ impl TenantDirectory {
 
     /// `tenant`'s retention policy.
     pub fn retention(&self, tenant: &str) -> Option<Duration> {
-        self.inner.lock().retention.get(tenant).copied()
+        self.inner.lock().retention.get(tenant).map(|r| r.0)
     }
 
     /// Allocates `quota` to `tenant` out of the remaining capacity.
@@ -120,18 +141,40 @@ impl TenantDirectory {
     /// [`AlertError::Provisioning`] if the tenant has a quota, the quota is zero or
     /// the capacity left is too small.
     pub fn allocate(&self, tenant: &str, quota: TenantQuota) -> Result<(), AlertError> {
+        self.allocate_once(tenant, quota, None)
+    }
+
+    /// Like [`allocate`](Self::allocate), idempotent under `key` (see
+    /// [`set_retention_once`](Self::set_retention_once)).
+    ///
+    /// # Errors
+    ///
+    /// As [`allocate`](Self::allocate), unless the quota was allocated with `key`.
+    pub fn allocate_once(
+        &self,
+        tenant: &str,
+        quota: TenantQuota,
+        key: Option<&str>,
+    ) -> Result<(), AlertError> {
         if quota.events_per_sec == 0 || quota.burst == 0 {
             return Err(AlertError::Provisioning(
                 "a quota needs a positive rate and burst".into(),
             ));
         }
         let mut d = self.inner.lock();
-        if d.quotas.contains_key(tenant) {
+        if let Some((had, by)) = d.quotas.get(tenant) {
+            if key.is_some() && by.as_deref() == key && *had == quota {
+                return Ok(());
+            }
             return Err(AlertError::Provisioning(format!(
                 "tenant `{tenant}` already has a quota"
             )));
         }
-        let used: u64 = d.quotas.values().map(|q| u64::from(q.events_per_sec)).sum();
+        let used: u64 = d
+            .quotas
+            .values()
+            .map(|q| u64::from(q.0.events_per_sec))
+            .sum();
         let left = d.capacity.saturating_sub(used);
         if u64::from(quota.events_per_sec) > left {
             return Err(AlertError::Provisioning(format!(
@@ -139,7 +182,8 @@ impl TenantDirectory {
                 quota.events_per_sec
             )));
         }
-        d.quotas.insert(tenant.to_owned(), quota);
+        d.quotas
+            .insert(tenant.to_owned(), (quota, key.map(str::to_owned)));
         Ok(())
     }
 
@@ -150,13 +194,17 @@ impl TenantDirectory {
 
     /// `tenant`'s quota.
     pub fn quota(&self, tenant: &str) -> Option<TenantQuota> {
-        self.inner.lock().quotas.get(tenant).copied()
+        self.inner.lock().quotas.get(tenant).map(|q| q.0)
     }
 
     /// Capacity not allocated yet (events per second).
     pub fn available(&self) -> u64 {
         let d = self.inner.lock();
-        let used: u64 = d.quotas.values().map(|q| u64::from(q.events_per_sec)).sum();
+        let used: u64 = d
+            .quotas
+            .values()
+            .map(|q| u64::from(q.0.events_per_sec))
+            .sum();
         d.capacity.saturating_sub(used)
     }
 }
@@ -180,6 +228,10 @@ pub enum Provisioned {
 }
 
 /// Runs the tenant-provisioning saga (`retention`, `rules`, `quota`).
+///
+/// The steps are idempotent, as a saga run again after a crash needs: retention and
+/// quota are written under the step's idempotency key, and the rules step takes a rule
+/// identical to its own as created.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
@@ -239,7 +291,7 @@ impl Provisioner {
                     let d = d1.clone();
                     async move {
                         let s = cx.input();
-                        d.set_retention(&s.tenant, s.retention)
+                        d.set_retention_once(&s.tenant, s.retention, Some(cx.idempotency_key()))
                             .map_err(StepError::permanent)?;
                         Ok(s.tenant.clone())
                     }
@@ -269,7 +321,7 @@ impl Provisioner {
                     let d = d3.clone();
                     async move {
                         let s = cx.input();
-                        d.allocate(&s.tenant, s.quota)
+                        d.allocate_once(&s.tenant, s.quota, Some(cx.idempotency_key()))
                             .map_err(StepError::permanent)?;
                         Ok(s.tenant.clone())
                     }
@@ -372,7 +424,16 @@ async fn register(alerts: AlertManager, spec: TenantSpec) -> Result<Vec<String>,
             )))
         } else {
             let key = r.key();
-            alerts.create_rule(r).await.map(|_| key)
+            match alerts.create_rule(r.clone()).await {
+                Ok(_) => Ok(key),
+                // Run again after a crash: the rule this step created is there, the
+                // same; take it as created (a different rule with its key is a
+                // conflict and fails the step).
+                Err(e) => match alerts.rules().await {
+                    Ok(rules) if rules.contains(&r) => Ok(key),
+                    _ => Err(e),
+                },
+            }
         };
         match outcome {
             Ok(key) => created.push(key),
@@ -390,4 +451,75 @@ async fn register(alerts: AlertManager, spec: TenantSpec) -> Result<Vec<String>,
         }
     }
     Ok(created)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn directory_writes_are_idempotent_under_their_key() {
+        let d = TenantDirectory::new(100);
+        let day = Duration::from_secs(86_400);
+        d.set_retention_once("t", day, Some("p/retention")).unwrap();
+        d.set_retention_once("t", day, Some("p/retention")).unwrap();
+        assert!(d.set_retention_once("t", day, Some("other")).is_err());
+        assert!(d.set_retention("t", day).is_err(), "no key: never a repeat");
+        let q = TenantQuota {
+            events_per_sec: 60,
+            burst: 60,
+        };
+        d.allocate_once("t", q, Some("p/quota")).unwrap();
+        d.allocate_once("t", q, Some("p/quota")).unwrap();
+        assert_eq!(d.available(), 40, "allocated once");
+        let more = TenantQuota {
+            events_per_sec: 70,
+            burst: 70,
+        };
+        assert!(
+            d.allocate_once("t", more, Some("p/quota")).is_err(),
+            "different quota"
+        );
+        assert!(d.release("t"));
+        assert!(!d.release("t"));
+        assert_eq!(d.available(), 100);
+    }
+
+    #[tokio::test]
+    async fn the_rules_step_run_again_takes_its_own_rules_as_created() {
+        use crate::{Comparison, Condition, Engine, RuleAggregate};
+        let alerts = AlertManager::builder(Engine::builder().tick_interval(None).build().unwrap())
+            .build()
+            .unwrap();
+        let rule = AlertRule::new(
+            "t",
+            "r",
+            "m",
+            RuleAggregate::Count,
+            Condition::new(Comparison::Above, 1.0),
+        );
+        let spec = TenantSpec {
+            tenant: "t".into(),
+            retention: Duration::from_secs(1),
+            default_rules: vec![rule.clone()],
+            quota: TenantQuota {
+                events_per_sec: 1,
+                burst: 1,
+            },
+        };
+        assert_eq!(
+            register(alerts.clone(), spec.clone()).await.unwrap(),
+            ["t/r"]
+        );
+        assert_eq!(
+            register(alerts.clone(), spec.clone()).await.unwrap(),
+            ["t/r"]
+        );
+        assert_eq!(alerts.rules().await.unwrap(), [rule.clone()]);
+        // A different rule under the same key is a conflict.
+        let mut other = spec;
+        other.default_rules[0].condition.threshold = 9.0;
+        assert!(register(alerts.clone(), other).await.is_err());
+        assert_eq!(alerts.rules().await.unwrap(), [rule], "left as it was");
+    }
 }
