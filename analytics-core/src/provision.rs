@@ -515,7 +515,7 @@ mod tests {
             register(alerts.clone(), spec.clone()).await.unwrap(),
             ["t/r"]
         );
-        assert_eq!(alerts.rules().await.unwrap(), [rule.clone()]);
+        assert_eq!(alerts.rules().await.unwrap(), std::slice::from_ref(&rule));
         // A different rule under the same key is a conflict.
         let mut other = spec;
         other.default_rules[0].condition.threshold = 9.0;
