@@ -644,6 +644,19 @@ impl Notifier {
         std::mem::take(&mut *self.inner.dead.lock())
     }
 
+    /// Delivers every dead letter again (each under the full retry policy); those that
+    /// fail again are dead letters again (and counted again). Returns how many were
+    /// delivered.
+    pub async fn redeliver(&self) -> usize {
+        let mut delivered = 0;
+        for d in self.take_dead_letters() {
+            if self.deliver(&d.sink, &d.notification).await.is_ok() {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
     /// The counters.
     pub fn metrics(&self) -> NotifierMetrics {
         let i = &self.inner;

@@ -654,3 +654,20 @@ async fn an_exhausted_retry_budget_dead_letters_without_retrying() {
     assert_eq!(fake.calls.load(Ordering::SeqCst), 1);
     assert_eq!(notifier.metrics().dead_lettered, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn dead_letters_are_redelivered_once_the_sink_is_back() {
+    let fake = Fake::default();
+    fake.failures.store(2, Ordering::SeqCst);
+    let notifier = Notifier::builder()
+        .sink("ops", fake.clone())
+        .retry(policy(1, Duration::from_secs(1)))
+        .build()
+        .unwrap();
+    assert!(notifier.deliver("ops", &note()).await.is_err());
+    assert_eq!(notifier.redeliver().await, 0, "still down");
+    assert_eq!(notifier.dead_letters().len(), 1, "kept, not lost");
+    assert_eq!(notifier.redeliver().await, 1);
+    assert!(notifier.dead_letters().is_empty());
+    assert_eq!(fake.got.lock().unwrap().as_slice(), [note()]);
+}
