@@ -431,18 +431,24 @@ impl AlertManager {
         &self.inner.notifier
     }
 
-    /// Runs an evaluation round every `interval` until the manager is dropped.
+    /// Runs evaluation rounds in the background until the manager is dropped: one as
+    /// soon as the window store applies newly closed windows, and at least one every
+    /// `interval` (windows that close without events for a rule, and quiet periods,
+    /// are seen on the interval).
     pub fn spawn(&self, interval: Duration) -> tokio::task::JoinHandle<()> {
         let weak = Arc::downgrade(&self.inner);
+        let store = self.inner.engine.inner.store.clone();
         tokio::spawn(async move {
-            let mut iv = tokio::time::interval(interval);
-            iv.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                iv.tick().await;
+                // Returns early when a shard's closed windows reach the store.
+                let _ = store.wait_for(store.position() + 1, interval).await;
                 let Some(inner) = weak.upgrade() else { break };
                 let m = AlertManager { inner };
                 if let Err(e) = m.evaluate().await {
                     tracing::warn!(error = %e, "alert evaluation round failed");
+                    drop(m);
+                    // Do not spin on a failing engine.
+                    tokio::time::sleep(interval).await;
                 }
             }
         })
