@@ -505,95 +505,17 @@ impl AlertManager {
             .size_ms()
             .filter(|_| engine.cfg.spec.is_tumbling());
         let mut notes: Vec<(String, Notification)> = Vec::new();
+        let round = Round {
+            wm,
+            closed_end,
+            size,
+        };
+        let mut failure = None;
         for rule in rules {
-            let key = rule.key();
-            let remembered = inner.through.lock().get(&key).copied();
-            let through = match remembered {
-                Some(t) => Some(t),
-                None => self.state(&key)?.last_end,
-            };
-            let mut q = rule.query();
-            q.end_range = Some((through.unwrap_or(i64::MIN), closed_end));
-            q.step = size;
-            let result = engine.store.query(|s| s.run(&q))?;
-            // Keyed by (end, start): session windows of different series may share an end.
-            let mut windows: BTreeMap<(i64, i64), Option<f64>> = BTreeMap::new();
-            for g in &result.groups {
-                for p in &g.points {
-                    windows.insert((p.end, p.start), p.values.first().and_then(|v| v.as_f64()));
-                }
-            }
-            let mut newest = through;
-            if let Some(size) = size {
-                // Fill windows without events after the first window seen, up to the
-                // newest closed one (after `finish` the watermark is at the end of
-                // time: only up to the newest window with data).
-                let upper = if wm == i64::MAX {
-                    windows.keys().next_back().map(|k| k.0).or(through)
-                } else {
-                    Some(pane_of(closed_end, size))
-                };
-                let first = through.or_else(|| windows.keys().next().map(|k| k.0));
-                if let (Some(first), Some(upper)) = (first, upper) {
-                    let lo = first.max(upper.saturating_sub(MAX_FILL * size));
-                    let mut end = lo.saturating_add(size);
-                    while end <= upper {
-                        windows
-                            .entry((end, end - size))
-                            .or_insert(rule.aggregate.empty_value());
-                        end += size;
-                    }
-                    newest = newest.max(Some(upper));
-                }
-            }
-            for (&(end, start), &value) in &windows {
-                if through.is_some_and(|t| end <= t) {
-                    continue;
-                }
-                newest = newest.max(Some(end));
-                report.windows += 1;
-                let done = inner
-                    .states
-                    .execute(
-                        &key,
-                        &Observe {
-                            rule: rule.clone(),
-                            start,
-                            end,
-                            value,
-                        },
-                    )
-                    .map_err(|e| AlertError::Store(e.to_string()))?;
-                for e in done.events {
-                    if !e.is_transition() {
-                        continue;
-                    }
-                    let status = match e {
-                        AlertEvent::Firing { .. } => Some(AlertStatus::Firing),
-                        AlertEvent::Resolved { .. } => Some(AlertStatus::Resolved),
-                        _ => None,
-                    };
-                    tracing::info!(rule = %key, event = ?e, "alert transition");
-                    if let Some(status) = status {
-                        for sink in &rule.sinks {
-                            notes.push((
-                                sink.clone(),
-                                Notification {
-                                    rule: key.clone(),
-                                    status,
-                                    at: end,
-                                    value,
-                                    metric: rule.metric.clone(),
-                                    threshold: rule.condition.threshold,
-                                },
-                            ));
-                        }
-                    }
-                    report.transitions.push((key.clone(), e));
-                }
-            }
-            if let Some(n) = newest {
-                inner.through.lock().insert(key, n);
+            // A failure stops the round, but what it recorded is still notified.
+            if let Err(e) = self.evaluate_rule(&rule, &round, &mut report, &mut notes) {
+                failure = Some(e);
+                break;
             }
         }
         inner.rounds.fetch_add(1, Ordering::Relaxed);
@@ -613,6 +535,127 @@ impl AlertManager {
                 Err(_) => report.dead_lettered += 1,
             }
         }
-        Ok(report)
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(report),
+        }
     }
+
+    /// Evaluates `rule` on the windows closed since its last evaluation: records them
+    /// in its alert aggregate and queues its notifications.
+    fn evaluate_rule(
+        &self,
+        rule: &AlertRule,
+        round: &Round,
+        report: &mut EvalReport,
+        notes: &mut Vec<(String, Notification)>,
+    ) -> Result<(), AlertError> {
+        let inner = &*self.inner;
+        let engine = &inner.engine.inner;
+        let Round {
+            wm,
+            closed_end,
+            size,
+        } = *round;
+        let key = rule.key();
+        let remembered = inner.through.lock().get(&key).copied();
+        let through = match remembered {
+            Some(t) => Some(t),
+            None => self.state(&key)?.last_end,
+        };
+        let mut q = rule.query();
+        q.end_range = Some((through.unwrap_or(i64::MIN), closed_end));
+        q.step = size;
+        let result = engine.store.query(|s| s.run(&q))?;
+        // Keyed by (end, start): session windows of different series may share an end.
+        let mut windows: BTreeMap<(i64, i64), Option<f64>> = BTreeMap::new();
+        for g in &result.groups {
+            for p in &g.points {
+                windows.insert((p.end, p.start), p.values.first().and_then(|v| v.as_f64()));
+            }
+        }
+        let mut newest = through;
+        if let Some(size) = size {
+            // Fill windows without events after the first window seen, up to the
+            // newest closed one (after `finish` the watermark is at the end of
+            // time: only up to the newest window with data).
+            let upper = if wm == i64::MAX {
+                windows.keys().next_back().map(|k| k.0).or(through)
+            } else {
+                Some(pane_of(closed_end, size))
+            };
+            let first = through.or_else(|| windows.keys().next().map(|k| k.0));
+            if let (Some(first), Some(upper)) = (first, upper) {
+                let lo = first.max(upper.saturating_sub(MAX_FILL * size));
+                let mut end = lo.saturating_add(size);
+                while end <= upper {
+                    windows
+                        .entry((end, end - size))
+                        .or_insert(rule.aggregate.empty_value());
+                    end += size;
+                }
+                newest = newest.max(Some(upper));
+            }
+        }
+        for (&(end, start), &value) in &windows {
+            if through.is_some_and(|t| end <= t) {
+                continue;
+            }
+            newest = newest.max(Some(end));
+            report.windows += 1;
+            let done = inner
+                .states
+                .execute(
+                    &key,
+                    &Observe {
+                        rule: rule.clone(),
+                        start,
+                        end,
+                        value,
+                    },
+                )
+                .map_err(|e| AlertError::Store(e.to_string()))?;
+            for e in done.events {
+                if !e.is_transition() {
+                    continue;
+                }
+                let status = match e {
+                    AlertEvent::Firing { .. } => Some(AlertStatus::Firing),
+                    AlertEvent::Resolved { .. } => Some(AlertStatus::Resolved),
+                    _ => None,
+                };
+                tracing::info!(rule = %key, event = ?e, "alert transition");
+                if let Some(status) = status {
+                    for sink in &rule.sinks {
+                        notes.push((
+                            sink.clone(),
+                            Notification {
+                                rule: key.clone(),
+                                status,
+                                at: end,
+                                value,
+                                metric: rule.metric.clone(),
+                                threshold: rule.condition.threshold,
+                            },
+                        ));
+                    }
+                }
+                report.transitions.push((key.clone(), e));
+            }
+        }
+        if let Some(n) = newest {
+            inner.through.lock().insert(key, n);
+        }
+        Ok(())
+    }
+}
+
+/// What one round knows about the engine.
+struct Round {
+    /// The watermark every shard reached.
+    wm: i64,
+    /// Windows ending at or before this are final.
+    closed_end: i64,
+    /// The tumbling window size (ms), if the windows are tumbling.
+    size: Option<i64>,
 }
