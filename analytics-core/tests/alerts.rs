@@ -676,3 +676,80 @@ async fn dead_letters_are_redelivered_once_the_sink_is_back() {
     assert!(notifier.dead_letters().is_empty());
     assert_eq!(fake.got.lock().unwrap().as_slice(), [note()]);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_firing_alert_reaches_a_real_webhook() {
+    let (url, bodies, _accepts, server) = serve(vec![], false).await;
+    let clock = clock();
+    let engine = engine(&clock);
+    let alerts = AlertManager::builder(engine.clone())
+        .notifier(
+            Notifier::builder()
+                .sink("hook", HttpSink::new(&url).unwrap())
+                .build()
+                .unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut r = rule().for_duration(Duration::ZERO);
+    r.sinks = vec!["hook".into()];
+    alerts.create_rule(r).await.unwrap();
+    feed(&engine, 0, "/pay", 10).await;
+    close_before(&engine, 1).await;
+    let report = alerts.evaluate().await.unwrap();
+    assert_eq!(report.delivered, 1);
+    let got = bodies.lock().unwrap().clone();
+    let n: Notification = serde_json::from_str(&got[0]).unwrap();
+    assert_eq!(
+        (n.rule.as_str(), n.status, n.at, n.value),
+        (
+            "default/pay-errors",
+            AlertStatus::Firing,
+            T0 + W,
+            Some(10.0)
+        )
+    );
+    server.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn hopping_windows_are_evaluated_as_they_close() {
+    let clock = clock();
+    let engine = Engine::builder()
+        .clock(clock.clone())
+        .tick_interval(None)
+        .window(WindowSpec::hopping(
+            Duration::from_millis(2 * W as u64),
+            Duration::from_millis(W as u64),
+        ))
+        .time(TimeMode::event_time(
+            Duration::ZERO,
+            Duration::from_secs(600),
+        ))
+        .build()
+        .unwrap();
+    let alerts = AlertManager::builder(engine.clone()).build().unwrap();
+    let mut r = rule().for_duration(Duration::ZERO);
+    r.sinks.clear();
+    alerts.create_rule(r).await.unwrap();
+    // 6 events in [0, 10 s): the windows [-10, 10) and [0, 20) both count 6 > 5.
+    feed(&engine, 0, "/pay", 6).await;
+    close_before(&engine, 1).await;
+    alerts.evaluate().await.unwrap();
+    let st = alerts.state("default/pay-errors").unwrap();
+    assert_eq!(
+        (st.status, st.last_end),
+        (AlertStatus::Firing, Some(T0 + W))
+    );
+    // 1 event in [10, 20): [0, 20) still counts 7, [10, 30) counts 1: one window of
+    // the two the rule needs to resolve.
+    feed(&engine, 1, "/pay", 1).await;
+    close_before(&engine, 3).await;
+    let rep = alerts.evaluate().await.unwrap();
+    assert_eq!(rep.windows, 2, "windows ending at 20 s and 30 s");
+    let st = alerts.state("default/pay-errors").unwrap();
+    assert_eq!(
+        (st.status, st.resolve_streak, st.last_end),
+        (AlertStatus::Firing, 1, Some(T0 + 3 * W))
+    );
+}
