@@ -752,4 +752,13 @@ async fn hopping_windows_are_evaluated_as_they_close() {
         (st.status, st.resolve_streak, st.last_end),
         (AlertStatus::Firing, 1, Some(T0 + 3 * W))
     );
+    // [20, 40) has no events at all: it counts 0 and resolves the alert.
+    close_before(&engine, 4).await;
+    let rep = alerts.evaluate().await.unwrap();
+    assert_eq!(rep.windows, 1);
+    let st = alerts.state("default/pay-errors").unwrap();
+    assert_eq!(
+        (st.status, st.last_end),
+        (AlertStatus::Resolved, Some(T0 + 4 * W))
+    );
 }

@@ -9,7 +9,8 @@
 //!    live feed's rule);
 //! 2. wait until the window store has applied the closed-window log up to its head;
 //! 3. per rule, read the final windows ending after the last one it evaluated, merged
-//!    over the rule's series, and (tumbling windows) fill windows without events: count
+//!    over the rule's series, and (tumbling and hopping windows) fill windows without
+//!    events: count
 //!    and sum are 0 there, the other aggregates have no value;
 //! 4. feed them in order to the rule's alert aggregate, which records every evaluation
 //!    and every transition; firing and resolving notify the rule's sinks.
@@ -32,7 +33,7 @@ use super::state::{AlertEvent, AlertState, AlertStatus, Observe};
 use crate::engine::Engine;
 use crate::shard::Barrier;
 use crate::webhook::{Notification, Notifier};
-use crate::window::pane_of;
+use crate::window::{WindowKind, pane_of};
 
 use super::log::RuleLog;
 
@@ -499,16 +500,16 @@ impl AlertManager {
             .through
             .lock()
             .retain(|k, _| rules.iter().any(|r| &r.key() == k));
-        let size = engine
-            .cfg
-            .spec
-            .size_ms()
-            .filter(|_| engine.cfg.spec.is_tumbling());
+        // Windows on a grid (tumbling, hopping): (size, slide) in ms.
+        let grid = match engine.cfg.spec.kind {
+            WindowKind::Panes { size, slide } => Some((size, slide)),
+            WindowKind::Session { .. } => None,
+        };
         let mut notes: Vec<(String, Notification)> = Vec::new();
         let round = Round {
             wm,
             closed_end,
-            size,
+            grid,
         };
         let mut failure = None;
         for rule in rules {
@@ -555,7 +556,7 @@ impl AlertManager {
         let Round {
             wm,
             closed_end,
-            size,
+            grid,
         } = *round;
         let key = rule.key();
         let remembered = inner.through.lock().get(&key).copied();
@@ -565,7 +566,8 @@ impl AlertManager {
         };
         let mut q = rule.query();
         q.end_range = Some((through.unwrap_or(i64::MIN), closed_end));
-        q.step = size;
+        // Tumbling: a step of one window picks the finest tier (windows as emitted).
+        q.step = grid.filter(|(size, slide)| size == slide).map(|g| g.0);
         let result = engine.store.query(|s| s.run(&q))?;
         // Keyed by (end, start): session windows of different series may share an end.
         let mut windows: BTreeMap<(i64, i64), Option<f64>> = BTreeMap::new();
@@ -575,24 +577,24 @@ impl AlertManager {
             }
         }
         let mut newest = through;
-        if let Some(size) = size {
+        if let Some((size, slide)) = grid {
             // Fill windows without events after the first window seen, up to the
             // newest closed one (after `finish` the watermark is at the end of
             // time: only up to the newest window with data).
             let upper = if wm == i64::MAX {
                 windows.keys().next_back().map(|k| k.0).or(through)
             } else {
-                Some(pane_of(closed_end, size))
+                Some(pane_of(closed_end, slide))
             };
             let first = through.or_else(|| windows.keys().next().map(|k| k.0));
             if let (Some(first), Some(upper)) = (first, upper) {
-                let lo = first.max(upper.saturating_sub(MAX_FILL * size));
-                let mut end = lo.saturating_add(size);
+                let lo = first.max(upper.saturating_sub(MAX_FILL * slide));
+                let mut end = lo.saturating_add(slide);
                 while end <= upper {
                     windows
                         .entry((end, end - size))
                         .or_insert(rule.aggregate.empty_value());
-                    end += size;
+                    end += slide;
                 }
                 newest = newest.max(Some(upper));
             }
@@ -656,6 +658,6 @@ struct Round {
     wm: i64,
     /// Windows ending at or before this are final.
     closed_end: i64,
-    /// The tumbling window size (ms), if the windows are tumbling.
-    size: Option<i64>,
+    /// The windows' (size, slide) in ms, if they are on a grid (not sessions).
+    grid: Option<(i64, i64)>,
 }
