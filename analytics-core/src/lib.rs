@@ -102,7 +102,7 @@
 //!   [`history`](AlertManager::history), [`metrics`](AlertManager::metrics) →
 //!   [`AlertMetrics`]), [`AlertRule`] with [`RuleAggregate`],
 //!   [`Condition`], [`Comparison`], [`Resolve`]; the event-sourced [`AlertState`]
-//!   ([`AlertStatus`], [`AlertEvent`], [`Observe`]).
+//!   ([`AlertStatus`], [`AlertEvent`], [`Observe`] of [`ObservedWindow`]s).
 //! - Notifications: [`Notifier`] built by [`NotifierBuilder`] (a weft-circuitbreaker
 //!   breaker per sink, retry with backoff, [`DeadLetter`]s, [`NotifierMetrics`]),
 //!   [`Sink`] ([`SinkFuture`], [`SinkError`]), [`HttpSink`] over a weft-pool of
@@ -139,7 +139,7 @@ pub use agg::{AggregateConfig, Estimate, WindowAggregate};
 pub use alert::{
     AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertMetrics, AlertRule, AlertState,
     AlertStatus, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe,
-    Resolve, RuleAggregate, RuleEvent,
+    ObservedWindow, Resolve, RuleAggregate, RuleEvent,
 };
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};

@@ -29,7 +29,7 @@ use weft_sync::atomic::{AtomicU64, Ordering};
 
 use super::AlertError;
 use super::rule::{AlertRule, ChangeRule, CreateRule, DeleteRule, RuleEvent, RuleRegistry};
-use super::state::{AlertEvent, AlertState, AlertStatus, Observe};
+use super::state::{AlertEvent, AlertState, AlertStatus, Observe, ObservedWindow};
 use crate::engine::Engine;
 use crate::shard::Barrier;
 use crate::webhook::{Notification, Notifier};
@@ -599,32 +599,33 @@ impl AlertManager {
                 newest = newest.max(Some(upper));
             }
         }
-        for (&(end, start), &value) in &windows {
-            if through.is_some_and(|t| end <= t) {
-                continue;
-            }
-            newest = newest.max(Some(end));
-            report.windows += 1;
+        let observed: Vec<ObservedWindow> = windows
+            .iter()
+            .filter(|((end, _), _)| through.is_none_or(|t| *end > t))
+            .map(|(&(end, start), &value)| ObservedWindow { start, end, value })
+            .collect();
+        if let Some(last) = observed.last() {
+            newest = newest.max(Some(last.end));
+        }
+        report.windows += observed.len();
+        if !observed.is_empty() {
+            // One command, one append, for every window of the round.
             let done = inner
                 .states
                 .execute(
                     &key,
                     &Observe {
                         rule: rule.clone(),
-                        start,
-                        end,
-                        value,
+                        windows: observed,
                     },
                 )
                 .map_err(|e| AlertError::Store(e.to_string()))?;
             for e in done.events {
-                if !e.is_transition() {
-                    continue;
-                }
-                let status = match e {
-                    AlertEvent::Firing { .. } => Some(AlertStatus::Firing),
-                    AlertEvent::Resolved { .. } => Some(AlertStatus::Resolved),
-                    _ => None,
+                let (status, at, value) = match e {
+                    AlertEvent::Firing { at, value } => (Some(AlertStatus::Firing), at, value),
+                    AlertEvent::Resolved { at, value } => (Some(AlertStatus::Resolved), at, value),
+                    AlertEvent::Evaluated { .. } => continue,
+                    _ => (None, 0, None),
                 };
                 tracing::info!(rule = %key, event = ?e, "alert transition");
                 if let Some(status) = status {
@@ -634,7 +635,7 @@ impl AlertManager {
                             Notification {
                                 rule: key.clone(),
                                 status,
-                                at: end,
+                                at,
                                 value,
                                 metric: rule.metric.clone(),
                                 threshold: rule.condition.threshold,

@@ -12,7 +12,7 @@ pub use rule::{
     AlertRule, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, Resolve, RuleAggregate,
     RuleEvent,
 };
-pub use state::{AlertEvent, AlertState, AlertStatus, Observe};
+pub use state::{AlertEvent, AlertState, AlertStatus, Observe, ObservedWindow};
 
 /// What went wrong in alerting or provisioning: every variant says what happened and
 /// what to do.

@@ -108,12 +108,9 @@ pub struct AlertState {
     pub fired: u64,
 }
 
-/// Command to an [`AlertState`]: evaluate one closed window under `rule` (what the
-/// manager sends; exposed for given/when/then tests of the state machine).
-#[derive(Debug, Clone)]
-pub struct Observe {
-    /// The rule (its condition, for-duration and resolve condition).
-    pub rule: AlertRule,
+/// One closed window and the rule's aggregate over it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ObservedWindow {
     /// Window start (ms).
     pub start: i64,
     /// Window end (ms).
@@ -122,19 +119,26 @@ pub struct Observe {
     pub value: Option<f64>,
 }
 
-impl Aggregate for AlertState {
-    const TYPE: &'static str = "alert";
-    type Command = Observe;
-    type Event = AlertEvent;
-    type Error = std::convert::Infallible;
+/// Command to an [`AlertState`]: evaluate closed windows, in order, under `rule` (what
+/// the manager sends, one command per rule and round, so one append; exposed for
+/// given/when/then tests of the state machine).
+#[derive(Debug, Clone)]
+pub struct Observe {
+    /// The rule (its condition, for-duration and resolve condition).
+    pub rule: AlertRule,
+    /// The windows, oldest first.
+    pub windows: Vec<ObservedWindow>,
+}
 
-    fn handle(&self, c: &Observe) -> Result<Vec<AlertEvent>, Self::Error> {
+impl AlertState {
+    /// The events one window produces.
+    fn decide(&self, rule: &AlertRule, c: &ObservedWindow) -> Vec<AlertEvent> {
         if self.last_end.is_some_and(|l| c.end <= l) {
-            return Ok(Vec::new()); // seen already (a replay)
+            return Vec::new(); // seen already (a replay)
         }
-        let breached = c.rule.condition.holds(c.value);
+        let breached = rule.condition.holds(c.value);
         let resolving =
-            self.status == AlertStatus::Firing && c.rule.resolve.counts(c.value, breached);
+            self.status == AlertStatus::Firing && rule.resolve.counts(c.value, breached);
         let mut out = vec![AlertEvent::Evaluated {
             start: c.start,
             end: c.end,
@@ -142,7 +146,7 @@ impl Aggregate for AlertState {
             breached,
             resolving,
         }];
-        let for_ms = i64::try_from(c.rule.for_duration.as_millis()).unwrap_or(i64::MAX);
+        let for_ms = i64::try_from(rule.for_duration.as_millis()).unwrap_or(i64::MAX);
         match self.status {
             AlertStatus::Inactive | AlertStatus::Resolved => {
                 if breached {
@@ -172,13 +176,34 @@ impl Aggregate for AlertState {
                 } else {
                     0
                 };
-                if streak >= c.rule.resolve.windows() {
+                if streak >= rule.resolve.windows() {
                     out.push(AlertEvent::Resolved {
                         at: c.end,
                         value: c.value,
                     });
                 }
             }
+        }
+        out
+    }
+}
+
+impl Aggregate for AlertState {
+    const TYPE: &'static str = "alert";
+    type Command = Observe;
+    type Event = AlertEvent;
+    type Error = std::convert::Infallible;
+
+    fn handle(&self, c: &Observe) -> Result<Vec<AlertEvent>, Self::Error> {
+        // Decide window by window on a scratch copy, so each sees the one before.
+        let mut state = self.clone();
+        let mut out = Vec::new();
+        for w in &c.windows {
+            let events = state.decide(&c.rule, w);
+            for e in &events {
+                state.apply(e);
+            }
+            out.extend(events);
         }
         Ok(out)
     }
@@ -239,12 +264,18 @@ mod tests {
         .resolve(Resolve::after_false(resolve))
     }
 
-    fn obs(rule: &AlertRule, k: i64, value: Option<f64>) -> Observe {
-        Observe {
-            rule: rule.clone(),
+    fn win(k: i64, value: Option<f64>) -> ObservedWindow {
+        ObservedWindow {
             start: k * 1000,
             end: (k + 1) * 1000,
             value,
+        }
+    }
+
+    fn obs(rule: &AlertRule, k: i64, value: Option<f64>) -> Observe {
+        Observe {
+            rule: rule.clone(),
+            windows: vec![win(k, value)],
         }
     }
 
@@ -373,6 +404,12 @@ mod tests {
                 .filter(|e| matches!(e, AlertEvent::Evaluated { .. }))
                 .count();
             prop_assert_eq!(evaluated, values.len());
+            // One command with every window decides exactly as one per window.
+            let all = Observe {
+                rule: r.clone(),
+                windows: values.iter().enumerate().map(|(k, v)| win(k as i64, *v)).collect(),
+            };
+            prop_assert_eq!(AlertState::default().handle(&all).unwrap(), events);
         }
     }
 }
