@@ -473,6 +473,7 @@ impl NotifierBuilder {
         };
         let mut sinks = BTreeMap::new();
         for (name, sink) in self.sinks {
+            let sink_name = name.clone();
             let breaker = CircuitBreaker::builder()
                 .name("weft-analytics-webhook")
                 .sliding_window(SlidingWindow::count(self.min_calls.max(1) * 2))
@@ -480,6 +481,9 @@ impl NotifierBuilder {
                 .failure_rate_threshold(0.5)
                 .half_open_permits(1)
                 .open_for(self.open_for)
+                .on_transition(move |t| {
+                    tracing::warn!(sink = %sink_name, from = ?t.from, to = ?t.to, "webhook circuit breaker changed state");
+                })
                 .clock(Arc::clone(&self.clock))
                 .build()
                 .map_err(|e| cfg(&e))?;
