@@ -23,7 +23,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use weft_cqrs::{CommandBus, CommandInfo, Middleware, Position, ProjectionHandle};
-use weft_eventsourcing::{EventStore, InMemoryStore, Repository};
+use weft_eventsourcing::{
+    EventStore, InMemorySnapshotStore, InMemoryStore, Repository, SnapshotStore,
+};
 use weft_sync::Mutex;
 use weft_sync::atomic::{AtomicU64, Ordering};
 
@@ -46,9 +48,19 @@ pub struct AlertManagerBuilder {
     engine: Engine,
     rules_store: Arc<dyn EventStore>,
     state_store: Arc<dyn EventStore>,
+    snapshots: Option<WithSnapshots>,
     notifier: Notifier,
     timeout: Duration,
 }
+
+/// The alert-state repository.
+type States = Repository<AlertState, Arc<dyn EventStore>>;
+
+/// Puts a snapshot store on the repository (the store's type is erased here).
+type WithSnapshots = Box<dyn FnOnce(States) -> Result<States, weft_eventsourcing::Error> + Send>;
+
+/// Snapshot interval of the default in-memory snapshot store, in events.
+const SNAPSHOT_EVERY: u64 = 256;
 
 impl fmt::Debug for AlertManagerBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -71,6 +83,15 @@ impl AlertManagerBuilder {
     /// store (or directory) from the rules store.
     pub fn state_store(mut self, store: impl EventStore + 'static) -> Self {
         self.state_store = Arc::new(store);
+        self
+    }
+
+    /// Snapshots of alert state every `every` events into `store` (default: in memory,
+    /// every 256 events), so loading a rule's state replays a bounded tail of its
+    /// history. Give a `weft_eventsourcing::FileSnapshotStore` to keep them across
+    /// restarts.
+    pub fn snapshots(mut self, store: impl SnapshotStore + 'static, every: u64) -> Self {
+        self.snapshots = Some(Box::new(move |r: States| r.with_snapshots(store, every)));
         self
     }
 
@@ -106,6 +127,12 @@ impl AlertManagerBuilder {
         .start()
         .map_err(cfg)?;
         let timeout = self.timeout;
+        let states = Repository::new(self.state_store);
+        let states = match self.snapshots {
+            Some(with) => with(states),
+            None => states.with_snapshots(InMemorySnapshotStore::new(), SNAPSHOT_EVERY),
+        }
+        .map_err(|e| AlertError::Config(e.to_string()))?;
         let (r1, r2, r3) = (registry.clone(), registry.clone(), registry.clone());
         let (l1, l2, l3) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&log));
         let bus = CommandBus::builder(Arc::clone(&log))
@@ -150,7 +177,7 @@ impl AlertManagerBuilder {
                 bus,
                 log,
                 registry,
-                states: Repository::new(self.state_store),
+                states,
                 notifier: self.notifier,
                 through: Mutex::new(HashMap::new()),
                 round: tokio::sync::Mutex::new(()),
@@ -216,6 +243,10 @@ pub struct AlertMetrics {
     pub windows: u64,
     /// Transitions recorded.
     pub transitions: u64,
+    /// Alert-state events replayed to load states (bounded per load by snapshots).
+    pub state_events_replayed: u64,
+    /// Alert-state loads that started from a snapshot.
+    pub snapshot_hits: u64,
 }
 
 /// What one evaluation round did.
@@ -258,7 +289,7 @@ struct Inner {
     bus: CommandBus<RuleLog>,
     log: Arc<RuleLog>,
     registry: ProjectionHandle<RuleRegistry>,
-    states: Repository<AlertState, Arc<dyn EventStore>>,
+    states: States,
     notifier: Notifier,
     /// Per rule: the end of the newest window evaluated.
     through: Mutex<HashMap<String, i64>>,
@@ -287,6 +318,7 @@ impl AlertManager {
             rules_store: Arc::new(InMemoryStore::new()),
             state_store: Arc::new(InMemoryStore::new()),
             notifier: Notifier::default(),
+            snapshots: None,
             timeout: Duration::from_secs(5),
         }
     }
@@ -416,6 +448,9 @@ impl AlertManager {
             transitions: self.inner.transitions.load(Ordering::Relaxed),
             ..AlertMetrics::default()
         };
+        let repo = self.inner.states.metrics();
+        m.state_events_replayed = repo.events_replayed;
+        m.snapshot_hits = repo.snapshot_hits;
         for r in self.rules().await? {
             m.rules += 1;
             match self.state(&r.key())?.status {
