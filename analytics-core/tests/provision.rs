@@ -214,6 +214,11 @@ async fn recovery_after_a_crash_at_any_point_provisions_exactly_once() {
             }
             // Dropped here: the orchestrator "crashes" wherever it was.
         }
+        // A write the dead orchestrator handed to the blocking pool may still land, as
+        // after a real crash a write may or may not have reached the disk; waiting a
+        // little keeps it from racing the new journal's open. Either way the tenant
+        // must end provisioned once.
+        tokio::time::sleep(Duration::from_millis(20)).await;
         let journal = FileJournal::open(&path, FsyncPolicy::EveryRecord).unwrap();
         let p = Provisioner::new(directory.clone(), alerts.clone(), journal).unwrap();
         let recovered = p.orchestrator().recover().await.unwrap();
