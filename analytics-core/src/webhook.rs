@@ -14,7 +14,7 @@
 //!    the attempts and the last error become a dead letter: counted, queryable with
 //!    [`Notifier::dead_letters`], never dropped silently.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -373,6 +373,9 @@ pub struct NotifierMetrics {
     pub refused_by_breaker: u64,
     /// Deliveries that became dead letters.
     pub dead_lettered: u64,
+    /// Dead letters discarded, oldest first, because more than the configured
+    /// maximum were kept (see [`NotifierBuilder::max_dead_letters`]).
+    pub dead_letters_discarded: u64,
 }
 
 struct SinkEntry {
@@ -398,6 +401,7 @@ pub struct NotifierBuilder {
     sinks: BTreeMap<String, Arc<dyn Sink>>,
     retry: Option<RetryPolicy>,
     budget: Option<RetryBudget<Arc<dyn Clock>>>,
+    max_dead: usize,
     min_calls: u32,
     open_for: Duration,
     clock: Arc<dyn Clock>,
@@ -435,6 +439,14 @@ impl NotifierBuilder {
         self
     }
 
+    /// Keeps at most `n` dead letters (default 10 000); beyond that the oldest is
+    /// discarded and counted (`NotifierMetrics::dead_letters_discarded`), so a sink
+    /// down for days cannot exhaust memory.
+    pub fn max_dead_letters(mut self, n: usize) -> Self {
+        self.max_dead = n;
+        self
+    }
+
     /// Each sink's breaker opens after `min_calls` calls of which half failed, for
     /// `open_for`.
     pub fn breaker(mut self, min_calls: u32, open_for: Duration) -> Self {
@@ -456,6 +468,11 @@ impl NotifierBuilder {
     /// [`AlertError::Config`] for an invalid retry or breaker setting.
     pub fn build(self) -> Result<Notifier, AlertError> {
         let cfg = |e: &dyn fmt::Display| AlertError::Config(e.to_string());
+        if self.max_dead == 0 {
+            return Err(AlertError::Config(
+                "keep at least one dead letter (max_dead_letters > 0)".into(),
+            ));
+        }
         let retry = match self.retry {
             Some(r) => r,
             None => RetryPolicy::builder()
@@ -494,7 +511,9 @@ impl NotifierBuilder {
                 sinks,
                 retry,
                 budget: self.budget,
-                dead: Mutex::new(Vec::new()),
+                dead: Mutex::new(VecDeque::new()),
+                max_dead: self.max_dead,
+                discarded: AtomicU64::new(0),
                 delivered: AtomicU64::new(0),
                 attempts: AtomicU64::new(0),
                 dead_lettered: AtomicU64::new(0),
@@ -534,7 +553,9 @@ struct NotifierInner {
     sinks: BTreeMap<String, SinkEntry>,
     retry: RetryPolicy,
     budget: Option<RetryBudget<Arc<dyn Clock>>>,
-    dead: Mutex<Vec<DeadLetter>>,
+    dead: Mutex<VecDeque<DeadLetter>>,
+    max_dead: usize,
+    discarded: AtomicU64,
     delivered: AtomicU64,
     attempts: AtomicU64,
     dead_lettered: AtomicU64,
@@ -555,6 +576,7 @@ impl Notifier {
             sinks: BTreeMap::new(),
             retry: None,
             budget: None,
+            max_dead: 10_000,
             min_calls: 4,
             open_for: Duration::from_secs(5),
             clock: Arc::new(TokioClock),
@@ -633,19 +655,27 @@ impl Notifier {
             attempts,
             error,
         };
-        self.inner.dead.lock().push(d.clone());
+        {
+            let mut dead = self.inner.dead.lock();
+            dead.push_back(d.clone());
+            while dead.len() > self.inner.max_dead {
+                dead.pop_front();
+                self.inner.discarded.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("dead-letter list full; the oldest dead letter was discarded");
+            }
+        }
         self.inner.dead_lettered.fetch_add(1, Ordering::Relaxed);
         d
     }
 
     /// Every dead letter so far, oldest first.
     pub fn dead_letters(&self) -> Vec<DeadLetter> {
-        self.inner.dead.lock().clone()
+        self.inner.dead.lock().iter().cloned().collect()
     }
 
     /// Removes and returns the dead letters (to redeliver or archive them).
     pub fn take_dead_letters(&self) -> Vec<DeadLetter> {
-        std::mem::take(&mut *self.inner.dead.lock())
+        std::mem::take(&mut *self.inner.dead.lock()).into()
     }
 
     /// Delivers every dead letter again (each under the full retry policy); those that
@@ -674,6 +704,7 @@ impl Notifier {
             attempts: i.attempts.load(Ordering::Relaxed),
             refused_by_breaker: refused,
             dead_lettered: i.dead_lettered.load(Ordering::Relaxed),
+            dead_letters_discarded: i.discarded.load(Ordering::Relaxed),
         }
     }
 }

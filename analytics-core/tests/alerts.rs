@@ -792,3 +792,28 @@ async fn snapshots_bound_the_replay_of_alert_state() {
         h.len()
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_dead_letter_list_is_bounded_and_counts_what_it_discards() {
+    let fake = Fake::default();
+    fake.failures.store(u32::MAX, Ordering::SeqCst);
+    let notifier = Notifier::builder()
+        .sink("ops", fake)
+        .retry(policy(1, Duration::from_secs(1)))
+        .max_dead_letters(2)
+        .build()
+        .unwrap();
+    for at in 0..5 {
+        let n = Notification { at, ..note() };
+        assert!(notifier.deliver("ops", &n).await.is_err());
+    }
+    let kept: Vec<i64> = notifier
+        .dead_letters()
+        .iter()
+        .map(|d| d.notification.at)
+        .collect();
+    assert_eq!(kept, [3, 4], "the newest are kept");
+    let m = notifier.metrics();
+    assert_eq!((m.dead_lettered, m.dead_letters_discarded), (5, 3));
+    assert!(Notifier::builder().max_dead_letters(0).build().is_err());
+}
