@@ -496,7 +496,11 @@ impl AlertManager {
     }
 
     /// One evaluation round over the windows closed since the last (see the module
-    /// docs); notifications are delivered before it returns.
+    /// docs); notifications are delivered (concurrently) before it returns.
+    ///
+    /// The alert-state store is synchronous and called inline: with a
+    /// `weft_eventsourcing::FileLog`, each rule with new windows waits for one group
+    /// commit per round.
     ///
     /// # Errors
     ///
