@@ -210,10 +210,7 @@ async fn hysteresis_and_percentile_rules() {
         RuleAggregate::Quantile(0.99),
         Condition::new(Comparison::Above, 100.0),
     )
-    .resolve(Resolve::when_below(
-        Condition::new(Comparison::Below, 50.0),
-        1,
-    ));
+    .resolve(Resolve::when(Condition::new(Comparison::Below, 50.0), 1));
     alerts.create_rule(r).await.unwrap();
     let put = |k: i64, v: f64| {
         let engine = engine.clone();

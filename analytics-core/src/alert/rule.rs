@@ -138,7 +138,7 @@ impl std::fmt::Display for RuleAggregate {
 ///
 /// ```
 /// use weft_analytics::{Comparison, Condition, Resolve};
-/// let r = Resolve::when_below(Condition::new(Comparison::Below, 50.0), 2);
+/// let r = Resolve::when(Condition::new(Comparison::Below, 50.0), 2);
 /// assert_eq!(r.windows(), 2);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -166,7 +166,7 @@ impl Resolve {
     }
 
     /// Resolves after `windows` consecutive windows where `condition` holds.
-    pub fn when_below(condition: Condition, windows: u32) -> Self {
+    pub fn when(condition: Condition, windows: u32) -> Self {
         Resolve::Threshold { condition, windows }
     }
 
@@ -478,7 +478,7 @@ mod tests {
         let r = Resolve::after_false(2);
         assert!(r.counts(Some(0.0), false));
         assert!(!r.counts(Some(5.0), true));
-        let h = Resolve::when_below(Condition::new(Comparison::Below, 3.0), 1);
+        let h = Resolve::when(Condition::new(Comparison::Below, 3.0), 1);
         assert!(h.counts(Some(2.0), false));
         assert!(!h.counts(Some(4.0), false), "between the thresholds");
         assert!(h.counts(None, false));
