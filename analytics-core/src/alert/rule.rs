@@ -364,9 +364,9 @@ pub struct DeleteRule {
 
 impl Command for CreateRule {
     fn key(&self) -> &str {
-        // The bus keys by a borrowed str; the rule key is tenant/name, which the
-        // handler checks; tenant is a prefix-free part of it, so ordering by tenant
-        // serialises every command of one rule.
+        // Rule commands are ordered per tenant (a rule's key starts with its tenant),
+        // so every command on one rule runs after the previous one has been recorded
+        // and the handler's duplicate check sees it.
         &self.0.tenant
     }
     fn validate(&self) -> Result<(), String> {
