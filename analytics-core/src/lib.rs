@@ -30,6 +30,10 @@
 //! - **Sketches** come from well-kept crates: `sketches-ddsketch` (percentiles, relative
 //!   error α) and `hyperloglogplus` (HLL++ distinct counts); top-k is Space-Saving with
 //!   the mergeable-summaries merge. All merge across panes, shards and tiers.
+//! - **Alerts** (rules as weft-cqrs commands, alert state as weft-eventsourcing
+//!   aggregates) are evaluated on closed windows; notifications go to webhook sinks
+//!   over a weft-pool behind a weft-circuitbreaker, with retry and dead letters.
+//!   **Tenant provisioning** is a weft-saga saga with compensations.
 //! - **Time** is read through a `weft_time::Clock` (validation, idle sources, processing
 //!   time, rate limits), so tests run on a manual clock.
 //!
@@ -92,7 +96,21 @@
 //! - Store and queries: [`Tier`], [`Query`], [`Aggregate`], [`QueryResult`],
 //!   [`GroupResult`], [`Point`], [`Value`], [`StoreStatus`].
 //! - Live: [`LiveFeed`], [`LiveUpdate`], [`LiveKind`].
-//! - Errors: [`Error`], [`IngestError`], [`RejectReason`].
+//! - Alerts: [`AlertManager`] built by [`AlertManagerBuilder`] (rule commands
+//!   [`CreateRule`], [`ChangeRule`], [`DeleteRule`] recorded as [`RuleEvent`]s;
+//!   [`evaluate`](AlertManager::evaluate) → [`EvalReport`];
+//!   [`history`](AlertManager::history), [`metrics`](AlertManager::metrics) →
+//!   [`AlertMetrics`]), [`AlertRule`] with [`RuleAggregate`],
+//!   [`Condition`], [`Comparison`], [`Resolve`]; the event-sourced [`AlertState`]
+//!   ([`AlertStatus`], [`AlertEvent`], [`Observe`] of [`ObservedWindow`]s).
+//! - Notifications: [`Notifier`] built by [`NotifierBuilder`] (a weft-circuitbreaker
+//!   breaker per sink, retry with backoff, [`DeadLetter`]s, [`NotifierMetrics`]),
+//!   [`Sink`] ([`SinkFuture`], [`SinkError`]), [`HttpSink`] over a weft-pool of
+//!   [`HttpConnector`] connections, [`Notification`].
+//! - Provisioning: [`Provisioner`] (a weft-saga saga) → [`Provisioned`], over a
+//!   [`TenantDirectory`] with [`TenantSpec`] and [`TenantQuota`].
+//! - Errors: [`Error`], [`IngestError`], [`RejectReason`]; [`AlertError`] for alerting
+//!   and provisioning.
 
 #![deny(unsafe_op_in_unsafe_fn)]
 #![forbid(unsafe_code)]
@@ -100,29 +118,42 @@
 #![deny(missing_docs)]
 
 mod agg;
+mod alert;
 mod engine;
 mod error;
 mod event;
 mod live;
 mod log;
 mod metrics;
+mod provision;
 mod query;
 mod shard;
 mod sink;
 mod store;
 mod topk;
 mod watermark;
+mod webhook;
 mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
+pub use alert::{
+    AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertMetrics, AlertRule, AlertState,
+    AlertStatus, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe,
+    ObservedWindow, Resolve, RuleAggregate, RuleEvent,
+};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};
 pub use event::{Batch, Event, Limits, SeriesKey};
 pub use live::{LiveFeed, LiveKind, LiveUpdate};
 pub use metrics::EngineMetrics;
+pub use provision::{Provisioned, Provisioner, TenantDirectory, TenantQuota, TenantSpec};
 pub use query::{Aggregate, GroupResult, Point, Query, QueryResult, Value};
 pub use shard::LateEvent;
 pub use store::{StoreStatus, Tier};
 pub use topk::TopItem;
 pub use watermark::{SourceStatus, TimeMode};
+pub use webhook::{
+    DeadLetter, HttpConnector, HttpSink, Notification, Notifier, NotifierBuilder, NotifierMetrics,
+    Sink, SinkError, SinkFuture,
+};
 pub use window::WindowSpec;
