@@ -89,6 +89,7 @@ pub struct EngineBuilder {
     tiers: Vec<Tier>,
     clock: Arc<dyn Clock>,
     tick: Option<Duration>,
+    durability: Option<crate::durable::Durability>,
 }
 
 impl Default for EngineBuilder {
@@ -107,6 +108,7 @@ impl Default for EngineBuilder {
             tiers: Vec::new(),
             clock: Arc::new(SystemClock),
             tick: Some(Duration::from_secs(1)),
+            durability: None,
         }
     }
 }
@@ -192,6 +194,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes the engine durable: every accepted batch is appended to a weft-eventsourcing
+    /// log in the data directory before it is acknowledged, and building the engine
+    /// replays that log (see [`Durability`](crate::Durability)).
+    pub fn durable(mut self, durability: crate::durable::Durability) -> Self {
+        self.durability = Some(durability);
+        self
+    }
+
     /// Validates the settings and starts the shards and the store projection.
     ///
     /// # Errors
@@ -258,6 +268,10 @@ impl EngineBuilder {
                     .build()
                     .map_err(|e| Error::Config(e.to_string()))?,
             ),
+            None => None,
+        };
+        let durable = match &self.durability {
+            Some(d) => Some(crate::durable::Durable::open(d)?),
             None => None,
         };
         let counters = Arc::new(Counters::new(self.shards));
@@ -353,7 +367,9 @@ impl EngineBuilder {
             sent_watermark: (0..self.shards)
                 .map(|_| CachePadded::new(AtomicI64::new(i64::MIN)))
                 .collect(),
+            durable,
         });
+        crate::durable::start_replay(&inner);
         if let Some(every) = self.tick {
             let weak = Arc::downgrade(&inner);
             tokio::spawn(async move {
@@ -392,6 +408,8 @@ pub(crate) struct Inner {
     late: Mutex<Option<Receiver<LateEvent>>>,
     /// The largest watermark sent to each shard.
     sent_watermark: Box<[CachePadded<AtomicI64>]>,
+    /// The durable input log, when the engine has a data directory.
+    pub(crate) durable: Option<crate::durable::Durable>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -411,13 +429,13 @@ pub struct Engine {
 }
 
 /// A batch checked and ready to hand to the shards.
-struct Prepared {
-    report: IngestReport,
+pub(crate) struct Prepared {
+    pub(crate) report: IngestReport,
     /// Series hash per event (`None` for rejected ones).
-    hashes: Vec<Option<u64>>,
+    pub(crate) hashes: Vec<Option<u64>>,
     /// The shards that receive events.
-    targets: Vec<bool>,
-    max_ts: Option<i64>,
+    pub(crate) targets: Vec<bool>,
+    pub(crate) max_ts: Option<i64>,
 }
 
 impl Engine {
@@ -618,6 +636,34 @@ impl Inner {
         }
     }
 
+    /// Prepares a batch that was validated when it was first ingested (one read back
+    /// from the durable log): every event counts.
+    pub(crate) fn prepare_trusted(&self, batch: &Batch) -> Prepared {
+        let n = self.shards.len() as u64;
+        let skip = self.cfg.top_k_dim.as_deref();
+        let mut targets = vec![false; self.shards.len()];
+        let mut max_ts: Option<i64> = None;
+        let hashes = batch
+            .events
+            .iter()
+            .map(|e| {
+                let h = series_hash(&batch.tenant, e, skip);
+                targets[shard_of(h, n)] = true;
+                max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
+                Some(h)
+            })
+            .collect();
+        Prepared {
+            report: IngestReport {
+                accepted: batch.events.len(),
+                rejected: Vec::new(),
+            },
+            hashes,
+            targets,
+            max_ts,
+        }
+    }
+
     fn refuse(&self, error: Error, batch: Batch) -> IngestError {
         match &error {
             Error::Busy { .. } => self.counters.busy.incr(),
@@ -721,9 +767,35 @@ impl Inner {
                 .observe(&batch.source, None, self.clock.now());
             return Ok(prep.report);
         }
+        // Durable engines log the accepted events first and keep the log order until
+        // the batch is placed (see `durable.rs`).
+        let mut prep = prep;
+        let _order = match &self.durable {
+            Some(d) => match d.log_batch(&mut batch, &mut prep.hashes).await {
+                Ok(guard) => Some(guard),
+                Err(e) => return Err(self.refuse(e, batch)),
+            },
+            None => None,
+        };
+        self.place(prep, batch, false).await
+    }
+
+    /// Hands a checked batch to the shards: the watermark step, the partition, one
+    /// message per shard. `replay` for batches read back from the durable log (no
+    /// counters; in processing time the logged timestamps drive the watermark).
+    pub(crate) async fn place(
+        &self,
+        prep: Prepared,
+        batch: Batch,
+        replay: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let valid = prep.report.accepted;
         let watermark = match self.time {
             TimeMode::ProcessingTime => {
-                let now = now_ms(self.clock.as_ref());
+                let now = match (replay, prep.max_ts) {
+                    (true, Some(ts)) => ts,
+                    _ => now_ms(self.clock.as_ref()),
+                };
                 self.watermarks.lock().observe_processing(now)
             }
             TimeMode::EventTime { .. } => {
@@ -752,8 +824,10 @@ impl Inner {
         }
         let tenant = batch.tenant.clone();
         let events = Arc::new(batch.events);
-        self.counters.batches.incr();
-        self.counters.accepted.add(valid as u64);
+        if !replay {
+            self.counters.batches.incr();
+            self.counters.accepted.add(valid as u64);
+        }
         for (i, picks) in parts.into_iter().enumerate() {
             // Every shard gets the watermark, events or not, so windows close everywhere;
             // a shard without events only when the watermark moved past what it was

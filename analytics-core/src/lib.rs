@@ -100,6 +100,7 @@
 #![deny(missing_docs)]
 
 mod agg;
+mod durable;
 mod engine;
 mod error;
 mod event;
@@ -115,6 +116,7 @@ mod watermark;
 mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
+pub use durable::{Ack, Durability, Readiness};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};
 pub use event::{Batch, Event, Limits, SeriesKey};
