@@ -37,11 +37,14 @@ use tokio::sync::{OwnedMutexGuard, watch};
 use weft_eventsourcing::{
     EventStore, ExpectedVersion, FileLog, FileLogConfig, FsyncPolicy, NewEvent,
 };
-use weft_sync::atomic::{AtomicU64, Ordering};
+use weft_sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use crate::engine::{Engine, Inner};
 use crate::error::Error;
 use crate::event::Batch;
+use crate::shard::Restore;
+use crate::snapshot::{SnapshotFile, SnapshotInfo, load_newest};
+use crate::store::WindowStore;
 
 /// The log stream every batch is appended to.
 pub(crate) const STREAM: &str = "weft-analytics-input";
@@ -83,6 +86,7 @@ pub struct Durability {
     dir: PathBuf,
     ack: Ack,
     segment_size: u64,
+    snapshot_every: Option<u64>,
 }
 
 impl Durability {
@@ -93,7 +97,16 @@ impl Durability {
             dir: dir.into(),
             ack: Ack::default(),
             segment_size: 64 << 20,
+            snapshot_every: None,
         }
+    }
+
+    /// Takes a snapshot in the background after every `batches` logged batches
+    /// (`None`, the default: only on [`Engine::snapshot`]). Bounds the replay at
+    /// start-up to about that many batches.
+    pub fn snapshot_every(mut self, batches: Option<u64>) -> Self {
+        self.snapshot_every = batches.filter(|&n| n > 0);
+        self
     }
 
     /// When ingest acknowledges.
@@ -120,6 +133,10 @@ impl Durability {
 
     pub(crate) fn log_dir(&self) -> PathBuf {
         self.dir.join("log")
+    }
+
+    pub(crate) fn snapshot_dir(&self) -> PathBuf {
+        self.dir.join("snapshots")
     }
 }
 
@@ -163,6 +180,17 @@ pub(crate) struct Durable {
     replayed: AtomicU64,
     /// Batches appended since start-up.
     appended: AtomicU64,
+    /// The snapshot loaded at open, until the replay has restored it.
+    pub(crate) snapshot: weft_sync::Mutex<Option<SnapshotFile>>,
+    pub(crate) snapshot_dir: PathBuf,
+    /// The configuration a snapshot must match.
+    pub(crate) fingerprint: String,
+    pub(crate) snapshot_every: Option<u64>,
+    /// Batches appended since the last periodic snapshot started.
+    pub(crate) since_snapshot: AtomicU64,
+    /// Whether a periodic snapshot is running.
+    pub(crate) snapshotting: AtomicBool,
+    pub(crate) last_snapshot: weft_sync::Mutex<Option<SnapshotInfo>>,
 }
 
 impl std::fmt::Debug for Durable {
@@ -199,20 +227,72 @@ pub(crate) fn open_log(d: &Durability) -> Result<FileLog, Error> {
 }
 
 impl Durable {
-    pub(crate) fn open(d: &Durability) -> Result<Self, Error> {
+    pub(crate) fn open(d: &Durability, fingerprint: String) -> Result<Self, Error> {
         let log = open_log(d)?;
+        let snapshot = load_newest(&d.snapshot_dir())?;
+        if let Some(s) = &snapshot {
+            if s.position > log.head_position() {
+                return Err(Error::Log(format!(
+                    "the snapshot covers log position {} but the log ends at {}; the log in {} lost records",
+                    s.position,
+                    log.head_position(),
+                    d.log_dir().display()
+                )));
+            }
+        }
+        let last = snapshot.as_ref().map(|s| SnapshotInfo {
+            position: s.position,
+            bytes: 0,
+            path: d.snapshot_dir(),
+        });
         let order = Arc::new(tokio::sync::Mutex::new(()));
         let guard = Arc::clone(&order)
             .try_lock_owned()
             .map_err(|e| Error::Config(e.to_string()))?;
-        Ok(Durable {
+        let durable = Durable {
             log: Arc::new(log),
             order,
             replay_guard: weft_sync::Mutex::new(Some(guard)),
             state: watch::Sender::new(Readiness::Replaying { replayed: 0 }),
             replayed: AtomicU64::new(0),
             appended: AtomicU64::new(0),
-        })
+            snapshot: weft_sync::Mutex::new(snapshot),
+            snapshot_dir: d.snapshot_dir(),
+            fingerprint,
+            snapshot_every: d.snapshot_every,
+            since_snapshot: AtomicU64::new(0),
+            snapshotting: AtomicBool::new(false),
+            last_snapshot: weft_sync::Mutex::new(last),
+        };
+        durable.check_snapshot(&durable.fingerprint)?;
+        Ok(durable)
+    }
+
+    /// Loads the snapshot's window store into `store` (at build, before the projection
+    /// starts).
+    pub(crate) fn restore_store(&self, store: &mut WindowStore) -> Result<(), Error> {
+        if let Some(s) = self.snapshot.lock().as_mut() {
+            store.import(&s.store)?;
+            s.store = Vec::new();
+        }
+        Ok(())
+    }
+
+    /// The log-order lock.
+    pub(crate) async fn order(&self) -> OwnedMutexGuard<()> {
+        Arc::clone(&self.order).lock_owned().await
+    }
+
+    /// The log-order lock if free (ticks skip a beat rather than wait).
+    pub(crate) fn try_order(&self) -> Option<OwnedMutexGuard<()>> {
+        Arc::clone(&self.order).try_lock_owned().ok()
+    }
+
+    pub(crate) fn check_ready(&self) -> Result<(), Error> {
+        match &*self.state.borrow() {
+            Readiness::Failed(why) => Err(Error::Log(format!("the replay failed: {why}"))),
+            _ => Ok(()),
+        }
     }
 
     /// Keeps only the valid events of `batch` (those with a hash), appends them to the
@@ -228,10 +308,8 @@ impl Durable {
             hashes.retain(Option::is_some);
         }
         let payload = postcard::to_stdvec(&*batch).map_err(|e| log_error("encoding a batch", e))?;
-        let guard = Arc::clone(&self.order).lock_owned().await;
-        if let Readiness::Failed(why) = &*self.state.borrow() {
-            return Err(Error::Log(format!("the replay failed: {why}")));
-        }
+        let guard = self.order().await;
+        self.check_ready()?;
         let log = Arc::clone(&self.log);
         tokio::task::spawn_blocking(move || {
             log.append(
@@ -243,8 +321,9 @@ impl Durable {
         .await
         .map_err(|e| log_error("the append task", e))?
         .map_err(|e| log_error("appending a batch", e))?;
-        // Relaxed: a statistic.
+        // Relaxed: statistics and a trigger count.
         self.appended.fetch_add(1, Ordering::Relaxed);
+        self.since_snapshot.fetch_add(1, Ordering::Relaxed);
         Ok(guard)
     }
 
@@ -290,6 +369,29 @@ async fn replay(inner: &Arc<Inner>) -> Result<u64, Error> {
         return Ok(0);
     };
     let mut position = 0;
+    let snapshot = d.snapshot.lock().take();
+    if let Some(s) = snapshot {
+        if s.shards.len() != inner.shards.len() {
+            return Err(Error::Log("the snapshot has another shard count".into()));
+        }
+        inner
+            .watermarks
+            .lock()
+            .restore(s.watermark, s.sources, inner.clock.now());
+        for (i, (shard, state)) in inner.shards.iter().zip(s.shards).enumerate() {
+            shard
+                .ask(Restore(state), std::time::Duration::from_secs(60))
+                .await
+                .map_err(|e| log_error("restoring a shard", e))?
+                .map_err(|e| log_error("decoding a shard snapshot", e))?;
+            inner.sent_watermark[i].store(s.watermark, Ordering::Relaxed);
+        }
+        position = s.position;
+        tracing::info!(
+            position,
+            "analytics snapshot restored; replaying the log tail"
+        );
+    }
     let mut n = 0;
     loop {
         let log = Arc::clone(&d.log);

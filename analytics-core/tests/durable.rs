@@ -211,7 +211,9 @@ fn crash_builder(dir: &std::path::Path) -> weft_analytics::EngineBuilder {
         .durable(
             Durability::new(dir)
                 .ack(Ack::AfterFsync)
-                .segment_size(16 * 1024),
+                .segment_size(16 * 1024)
+                // Kills also land during snapshots and restarts load them.
+                .snapshot_every(Some(7)),
         )
 }
 
@@ -267,6 +269,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
     let mut acked: BTreeSet<String> = BTreeSet::new();
     let started = std::time::Instant::now();
     let mut kills = 0;
+    let mut snapshots_loaded = 0;
     for round in 0..KILLS {
         let run = format!("r{round}");
         let mut child = Command::new(&exe)
@@ -336,6 +339,8 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
             let engine = crash_builder(dir.path()).build().unwrap();
             engine.ready().await.unwrap();
             let (_, replayed) = engine.log_counts();
+            let from_snapshot = engine.last_snapshot().map_or(0, |s| s.position);
+            snapshots_loaded += u64::from(from_snapshot > 0);
             let parent = format!("p{round}");
             let r = engine.ingest(crash_batch(&parent, 0)).await.unwrap();
             assert_eq!(
@@ -359,7 +364,7 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
                     "batch {b} after kill {kills}"
                 );
             }
-            assert_eq!(per_batch.len() as u64, replayed + 1);
+            assert_eq!(per_batch.len() as u64, from_snapshot + replayed + 1);
             for b in &acked {
                 assert!(
                     per_batch.contains_key(b),
@@ -375,8 +380,9 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
         "too few acknowledged batches: {}",
         acked.len()
     );
+    assert!(snapshots_loaded > 0, "no restart started from a snapshot");
     eprintln!(
-        "{kills} SIGKILLs, {} acknowledged batches all present exactly once ({:?})",
+        "{kills} SIGKILLs, {} acknowledged batches all present exactly once, {snapshots_loaded} restarts from a snapshot ({:?})",
         acked.len(),
         started.elapsed()
     );
