@@ -74,6 +74,9 @@ pub enum Error {
     /// on disk) or fix the disk.
     #[error("the durable event log failed: {0}; check the data directory, then reopen the engine")]
     Log(String),
+    /// A job (a backfill) was cancelled on request; nothing was changed.
+    #[error("the job was cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -100,6 +100,7 @@
 #![deny(missing_docs)]
 
 mod agg;
+mod backfill;
 mod durable;
 mod engine;
 mod error;
@@ -117,6 +118,9 @@ mod watermark;
 mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
+pub use backfill::{
+    BackfillHandle, BackfillProgress, BackfillRange, Backfilled, BackfilledWindow, CancelToken,
+};
 pub use durable::{Ack, Durability, Readiness};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};
