@@ -79,7 +79,7 @@ pub struct BackfilledWindow {
 pub struct Backfilled {
     /// The windows.
     pub windows: Vec<BackfilledWindow>,
-    /// Log records (batches) read.
+    /// Log records (batches) read: the whole log, or what compaction kept of it.
     pub batches: u64,
 }
 
@@ -258,6 +258,12 @@ impl Engine {
         }
         let log = Arc::clone(&d.log);
         let head = log.head_position();
+        // A compacted log starts past 0.
+        let first = log
+            .read_all(0, 1)
+            .map_err(|e| Error::Log(format!("reading the log: {e}")))?
+            .first()
+            .map_or(head, |r| r.position);
         let done = Arc::new(AtomicU64::new(0));
         let cancel = range.cancel.clone();
         let cfg = Arc::clone(&self.inner.cfg);
@@ -277,7 +283,7 @@ impl Engine {
             let read_error = Arc::new(weft_sync::Mutex::new(None));
             let records = Records {
                 log,
-                next: 0,
+                next: first,
                 head,
                 buf: Vec::new().into_iter(),
                 error: Arc::clone(&read_error),
@@ -361,12 +367,12 @@ impl Engine {
             windows.sort_by(|a, b| (&a.key, a.start).cmp(&(&b.key, b.start)));
             Ok(Backfilled {
                 windows,
-                batches: head,
+                batches: head - first,
             })
         });
         Ok(BackfillHandle {
             done,
-            total: head,
+            total: head - first,
             cancel,
             task,
         })

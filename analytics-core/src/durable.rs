@@ -87,6 +87,7 @@ pub struct Durability {
     ack: Ack,
     segment_size: u64,
     snapshot_every: Option<u64>,
+    compact: bool,
 }
 
 impl Durability {
@@ -98,7 +99,16 @@ impl Durability {
             ack: Ack::default(),
             segment_size: 64 << 20,
             snapshot_every: None,
+            compact: false,
         }
+    }
+
+    /// Deletes the log segments a snapshot covers right after writing it (default
+    /// `false`: the log is kept whole, for backfills over all of it). See
+    /// [`Engine::compact_log`].
+    pub fn compact_after_snapshot(mut self, on: bool) -> Self {
+        self.compact = on;
+        self
     }
 
     /// Takes a snapshot in the background after every `batches` logged batches
@@ -186,6 +196,7 @@ pub(crate) struct Durable {
     /// The configuration a snapshot must match.
     pub(crate) fingerprint: String,
     pub(crate) snapshot_every: Option<u64>,
+    pub(crate) compact: bool,
     /// Batches appended since the last periodic snapshot started.
     pub(crate) since_snapshot: AtomicU64,
     /// Whether a periodic snapshot is running.
@@ -230,6 +241,14 @@ impl Durable {
     pub(crate) fn open(d: &Durability, fingerprint: String) -> Result<Self, Error> {
         let log = open_log(d)?;
         let snapshot = load_newest(&d.snapshot_dir())?;
+        let first = log.recovery().first_position;
+        if first > 0 && snapshot.as_ref().is_none_or(|s| s.position < first) {
+            return Err(Error::Log(format!(
+                "the log in {} starts at position {first} (compacted behind a snapshot), but no snapshot covering it is in {}; restore the snapshot file",
+                d.log_dir().display(),
+                d.snapshot_dir().display()
+            )));
+        }
         if let Some(s) = &snapshot {
             if s.position > log.head_position() {
                 return Err(Error::Log(format!(
@@ -260,6 +279,7 @@ impl Durable {
             snapshot_dir: d.snapshot_dir(),
             fingerprint,
             snapshot_every: d.snapshot_every,
+            compact: d.compact,
             since_snapshot: AtomicU64::new(0),
             snapshotting: AtomicBool::new(false),
             last_snapshot: weft_sync::Mutex::new(last),

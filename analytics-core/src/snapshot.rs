@@ -207,7 +207,26 @@ pub(crate) async fn take(inner: &Inner) -> Result<SnapshotInfo, Error> {
         .map_err(|e| Error::Log(format!("the snapshot task: {e}")))??;
     tracing::info!(position, bytes = info.bytes, "analytics snapshot written");
     *d.last_snapshot.lock() = Some(info.clone());
+    if d.compact {
+        compact(d, info.position).await?;
+    }
     Ok(info)
+}
+
+/// Deletes the log segments wholly below `position` (blocking work on the blocking
+/// pool); returns how many.
+async fn compact(d: &Durable, position: u64) -> Result<usize, Error> {
+    let log = Arc::clone(&d.log);
+    let n = tokio::task::spawn_blocking(move || log.truncate_before(position))
+        .await
+        .map_err(|e| Error::Log(format!("the compaction task: {e}")))?
+        .map_err(|e| Error::Log(format!("compacting the log: {e}")))?;
+    tracing::info!(
+        position,
+        segments = n,
+        "analytics log compacted behind a snapshot"
+    );
+    Ok(n)
 }
 
 /// After an ingest: starts a snapshot in the background when `snapshot_every` batches
@@ -263,6 +282,59 @@ impl Engine {
     /// flush.
     pub async fn snapshot(&self) -> Result<SnapshotInfo, Error> {
         take(&self.inner).await
+    }
+
+    /// Retention: deletes the log segments wholly covered by the last snapshot (after
+    /// checking that its file is still there and decodes) and returns how many were
+    /// deleted. A restart needs only the snapshot and the log behind it; backfills then
+    /// see only the kept part of the log. Segments are deleted whole, so up to one
+    /// segment of covered records stays.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft_analytics::{Batch, Durability, Engine, Event};
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = Engine::builder()
+    ///     .durable(Durability::new(dir.path()).segment_size(4096))
+    ///     .build()?;
+    /// let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    /// for i in 0..200 {
+    ///     engine.ingest(Batch::new(vec![Event::new("m", now + i, 1.0).dim("k", "a long enough value")])).await?;
+    /// }
+    /// engine.snapshot().await?;
+    /// assert!(engine.compact_log().await? > 0);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`] for an in-memory engine or before any snapshot,
+    /// [`Error::Log`] if the snapshot file is gone or a segment cannot be deleted.
+    pub async fn compact_log(&self) -> Result<usize, Error> {
+        let Some(d) = &self.inner.durable else {
+            return Err(Error::Config(
+                "log compaction needs a durable engine (EngineBuilder::durable)".into(),
+            ));
+        };
+        let Some(info) = d.last_snapshot.lock().clone() else {
+            return Err(Error::Config(
+                "no snapshot yet: take one (Engine::snapshot) before compacting the log".into(),
+            ));
+        };
+        // Verify: the newest snapshot on disk covers at least this position.
+        let dir = d.snapshot_dir.clone();
+        let newest = tokio::task::spawn_blocking(move || load_newest(&dir))
+            .await
+            .map_err(|e| Error::Log(format!("the snapshot check: {e}")))??;
+        match newest {
+            Some(s) if s.position >= info.position => compact(d, info.position).await,
+            _ => Err(Error::Log(format!(
+                "the snapshot at log position {} is missing or unreadable in {}; take a new one before compacting",
+                info.position,
+                d.snapshot_dir.display()
+            ))),
+        }
     }
 
     /// The last snapshot this engine wrote or started from, if any.

@@ -212,8 +212,10 @@ fn crash_builder(dir: &std::path::Path) -> weft_analytics::EngineBuilder {
             Durability::new(dir)
                 .ack(Ack::AfterFsync)
                 .segment_size(16 * 1024)
-                // Kills also land during snapshots and restarts load them.
-                .snapshot_every(Some(7)),
+                // Kills also land during snapshots and log compactions, and
+                // restarts load the snapshots.
+                .snapshot_every(Some(7))
+                .compact_after_snapshot(true),
         )
 }
 
@@ -381,8 +383,17 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
         acked.len()
     );
     assert!(snapshots_loaded > 0, "no restart started from a snapshot");
+    let first_segment = std::fs::read_dir(dir.path().join("log"))
+        .unwrap()
+        .filter_map(|e| {
+            let name = e.unwrap().file_name().into_string().unwrap();
+            name.strip_suffix(".log")?.parse::<u64>().ok()
+        })
+        .min()
+        .unwrap();
+    assert!(first_segment > 0, "the log was compacted behind snapshots");
     eprintln!(
-        "{kills} SIGKILLs, {} acknowledged batches all present exactly once, {snapshots_loaded} restarts from a snapshot ({:?})",
+        "{kills} SIGKILLs, {} acknowledged batches all present exactly once, {snapshots_loaded} restarts from a snapshot, log compacted to start at {first_segment} ({:?})",
         acked.len(),
         started.elapsed()
     );

@@ -197,3 +197,93 @@ async fn a_snapshot_of_another_configuration_is_refused() {
     let mem = builder(&clock).build().unwrap();
     assert!(matches!(mem.snapshot().await, Err(Error::Config(_))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compaction_deletes_covered_segments_and_restart_still_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let spec = WindowSpec::tumbling(Duration::from_secs(10));
+    let input = events(&mut Rng::new(5), 3_000, 8, 60);
+    let reference = configure(builder(&clock), spec).build().unwrap();
+    let build = || {
+        configure(builder(&clock), spec)
+            .durable(
+                Durability::new(dir.path())
+                    .segment_size(8 * 1024)
+                    .compact_after_snapshot(true),
+            )
+            .build()
+            .unwrap()
+    };
+    let segments = || {
+        std::fs::read_dir(dir.path().join("log"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
+    let batches: Vec<Vec<Event>> = input.chunks(30).map(<[Event]>::to_vec).collect();
+    {
+        let engine = build();
+        assert!(
+            matches!(engine.compact_log().await, Err(Error::Config(_))),
+            "no snapshot yet"
+        );
+        for b in &batches[..80] {
+            engine.ingest(Batch::new(b.clone())).await.unwrap();
+            reference.ingest(Batch::new(b.clone())).await.unwrap();
+        }
+        let before = segments();
+        assert!(before > 3, "{before} segments");
+        engine.snapshot().await.unwrap(); // compacts right after
+        let after = segments();
+        assert!(after < before, "{after} of {before} segments left");
+        for b in &batches[80..] {
+            engine.ingest(Batch::new(b.clone())).await.unwrap();
+            reference.ingest(Batch::new(b.clone())).await.unwrap();
+        }
+        // A backfill sees only the kept part of the log.
+        let r = engine
+            .backfill(weft_analytics::BackfillRange::new(
+                T0 - 60_000,
+                T0 + 3_600_000,
+            ))
+            .unwrap()
+            .wait()
+            .await
+            .unwrap();
+        assert!(
+            r.batches < batches.len() as u64 && r.batches >= 20,
+            "{}",
+            r.batches
+        );
+        engine.shutdown(WAIT).await;
+    }
+    reference.finish(WAIT).await.unwrap();
+    let engine = build();
+    engine.ready().await.unwrap();
+    assert_eq!(engine.log_counts().1, 20, "the tail behind the snapshot");
+    engine.finish(WAIT).await.unwrap();
+    assert_eq!(cells(&engine, None), cells(&reference, None));
+    engine.shutdown(WAIT).await;
+    drop(engine);
+
+    // Without the snapshot that covers the compacted part, the engine refuses to start
+    // rather than rebuild a partial state.
+    for f in std::fs::read_dir(dir.path().join("snapshots")).unwrap() {
+        std::fs::remove_file(f.unwrap().path()).unwrap();
+    }
+    let e = configure(builder(&clock), spec)
+        .durable(Durability::new(dir.path()).segment_size(8 * 1024))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(e, Error::Log(ref m) if m.contains("no snapshot covering it")),
+        "{e}"
+    );
+}
