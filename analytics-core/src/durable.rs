@@ -29,6 +29,16 @@
 //!   [`Engine::is_ready`] / [`Engine::ready`] report the end of the replay; a replay
 //!   that fails (a record that does not decode) leaves the engine failed: ingest then
 //!   answers [`Error::Log`].
+//!
+//! # Limits
+//!
+//! - Only batches are logged, not ticks: a watermark the original run advanced because
+//!   a source went idle (or by the clock in processing time, between batches) is not
+//!   replayed, so an event that was late only because of such a step is counted on
+//!   replay. Replay follows the logged batches' own timestamps.
+//! - Late events met during the replay are sent to the late stream and counted again.
+//! - `try_ingest` on a durable engine does not report busy while another call holds the
+//!   log lock: it waits for that call's append (and fsync).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

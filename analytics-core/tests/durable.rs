@@ -398,3 +398,51 @@ fn sigkill_at_random_points_loses_no_acknowledged_event() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn processing_time_replays_the_logged_arrival_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let build = |clock: &ManualClock| {
+        Engine::builder()
+            .clock(clock.clone())
+            .tick_interval(None)
+            .time(TimeMode::ProcessingTime)
+            .window(WindowSpec::tumbling(Duration::from_secs(10)))
+            .durable(Durability::new(dir.path()).ack(Ack::AfterAppend))
+            .build()
+            .unwrap()
+    };
+    {
+        let engine = build(&clock);
+        // Arrivals at 0 s, 12 s and 25 s: three windows, whatever the events say.
+        let mut at = 0;
+        for (arrival, n) in [(0u64, 2usize), (12, 3), (25, 4)] {
+            clock.advance(Duration::from_secs(arrival - at));
+            at = arrival;
+            let batch = (0..n).map(|_| Event::new("pt", 0, 1.0)).collect();
+            engine.ingest(Batch::new(batch)).await.unwrap();
+        }
+        engine.shutdown(WAIT).await;
+    }
+    // Restart much later: the replay uses the logged arrival times, not the clock.
+    clock.advance(Duration::from_secs(3_600));
+    let engine = build(&clock);
+    engine.ready().await.unwrap();
+    engine.finish(WAIT).await.unwrap();
+    let q = Query::new("default", "pt", T0 - 60_000, T0 + 60_000).aggregates([Aggregate::Count]);
+    let r = engine.query(&q).unwrap();
+    let got: Vec<(i64, Value)> = r.groups[0]
+        .points
+        .iter()
+        .map(|p| (p.start - T0, p.values[0].clone()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (0, Value::Count(2)),
+            (10_000, Value::Count(3)),
+            (20_000, Value::Count(4))
+        ]
+    );
+}
