@@ -49,8 +49,9 @@ use weft_eventsourcing::{
 };
 use weft_sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use crate::engine::IngestReport;
 use crate::engine::{Engine, Inner};
-use crate::error::Error;
+use crate::error::{Error, IngestError};
 use crate::event::Batch;
 use crate::shard::Restore;
 use crate::snapshot::{SnapshotFile, SnapshotInfo, load_newest};
@@ -361,6 +362,28 @@ impl Durable {
         tracing::error!(error = %why, "analytics replay failed");
         self.state.send_replace(Readiness::Failed(why));
     }
+}
+
+/// An ingest call: in-memory engines run it in place; durable ones in a task of its
+/// own, so that a caller dropping the future cannot leave a logged batch unplaced.
+pub(crate) async fn ingest(
+    inner: &Arc<Inner>,
+    batch: Batch,
+    wait: bool,
+) -> Result<IngestReport, IngestError> {
+    if inner.durable.is_none() {
+        return inner.ingest(batch, wait).await;
+    }
+    let task = Arc::clone(inner);
+    let r = match tokio::spawn(async move { task.ingest(batch, wait).await }).await {
+        Ok(r) => r,
+        Err(e) => Err(IngestError {
+            error: Error::Log(format!("the ingest task failed: {e}")),
+            batch: Batch::new(Vec::new()),
+        }),
+    };
+    crate::snapshot::maybe_snapshot(inner);
+    r
 }
 
 /// Starts the replay of a durable engine's log (nothing for an in-memory engine).

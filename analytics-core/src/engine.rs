@@ -466,10 +466,12 @@ impl Engine {
     /// ingested: the shards already handed their part keep it (and the events count as
     /// accepted), the rest is dropped with the future. Use
     /// [`try_ingest`](Self::try_ingest) where callers may time out.
+    ///
+    /// A durable engine runs the call in a task of its own, so dropping the future
+    /// never splits a batch between the log and the shards: once logged, a batch is
+    /// placed in full (and counts, acknowledged or not).
     pub async fn ingest(&self, batch: Batch) -> Result<IngestReport, IngestError> {
-        let r = self.inner.ingest(batch, true).await;
-        crate::snapshot::maybe_snapshot(&self.inner);
-        r
+        crate::durable::ingest(&self.inner, batch, true).await
     }
 
     /// Like [`ingest`](Self::ingest), but returns [`Error::Busy`] with a retry-after hint
@@ -479,9 +481,7 @@ impl Engine {
     ///
     /// [`Error::Busy`] besides those of [`ingest`](Self::ingest).
     pub async fn try_ingest(&self, batch: Batch) -> Result<IngestReport, IngestError> {
-        let r = self.inner.ingest(batch, false).await;
-        crate::snapshot::maybe_snapshot(&self.inner);
-        r
+        crate::durable::ingest(&self.inner, batch, false).await
     }
 
     /// Advances the watermark by the clock (idle sources drop out; in processing time
@@ -743,7 +743,11 @@ impl Inner {
         per_batch * u32::try_from(m.mailbox_len.saturating_sub(m.mailbox_capacity) + 1).unwrap_or(1)
     }
 
-    async fn ingest(&self, mut batch: Batch, wait: bool) -> Result<IngestReport, IngestError> {
+    pub(crate) async fn ingest(
+        &self,
+        mut batch: Batch,
+        wait: bool,
+    ) -> Result<IngestReport, IngestError> {
         if batch.len() > u32::MAX as usize {
             let e = Error::BatchTooLarge {
                 events: batch.len(),

@@ -446,3 +446,40 @@ async fn processing_time_replays_the_logged_arrival_times() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_ingest_future_never_splits_a_logged_batch() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = durable_builder(&clock, dir.path(), Ack::AfterFsync)
+        .build()
+        .unwrap();
+    engine.ready().await.unwrap();
+    for k in 0..20i64 {
+        let batch = (0..5)
+            .map(|i| Event::new("drop", T0 + k * 10 + i, 1.0))
+            .collect();
+        // Polled once, then dropped: usually while the append is on the blocking pool.
+        let _ = tokio::time::timeout(Duration::ZERO, engine.ingest(Batch::new(batch))).await;
+    }
+    // Every call that started went on in its own task: wait for the log to have them.
+    tokio::time::timeout(WAIT, async {
+        while engine.log_counts().0 < 20 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("every started call reaches the log");
+    engine.finish(WAIT).await.unwrap();
+    let q = Query::new("default", "drop", T0 - 60_000, T0 + 60_000).aggregates([Aggregate::Count]);
+    let count: u64 = engine.query(&q).unwrap().groups[0]
+        .points
+        .iter()
+        .map(|p| match p.values[0] {
+            Value::Count(c) => c,
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(count, 100, "every logged batch placed in full");
+    engine.shutdown(WAIT).await;
+}
