@@ -21,10 +21,15 @@
 //!   run, and rebuilds the same windows. The price: durable ingest calls are
 //!   serialised (one append, and with `AfterFsync` one fsync, per batch at a time);
 //!   batch events to amortise it.
-//! - **Replay and readiness.** `build()` opens the log, takes the `order` lock and
-//!   spawns a task that reads the log from the start (blocking reads on tokio's blocking
-//!   pool), places every batch as ingest would (no validation, no rate limits: they were
-//!   admitted once) and then marks the engine ready and releases the lock. Ingest calls
+//! - **Cancellation.** A durable ingest call runs in a task of its own: a caller that
+//!   drops the future cannot leave a batch logged but not placed.
+//! - **Replay and readiness.** `build()` opens the log, loads the newest snapshot
+//!   (`snapshot.rs`: the store is filled before the projection starts), takes the
+//!   `order` lock and spawns a task that restores the shards and watermarks from the
+//!   snapshot, reads the log from the snapshot's position (or 0; blocking reads on
+//!   tokio's blocking pool), places every batch as ingest would (no validation, no rate
+//!   limits: they were admitted once) and then marks the engine ready and releases the
+//!   lock. Ingest calls
 //!   made meanwhile wait on the lock, so nothing new interleaves with the replay.
 //!   [`Engine::is_ready`] / [`Engine::ready`] report the end of the replay; a replay
 //!   that fails (a record that does not decode) leaves the engine failed: ingest then
