@@ -437,12 +437,13 @@ async fn replay(inner: &Arc<Inner>) -> Result<u64, Error> {
             .lock()
             .restore(s.watermark, s.sources, inner.clock.now());
         for (i, (shard, state)) in inner.shards.iter().zip(s.shards).enumerate() {
-            shard
+            let wm = shard
                 .ask(Restore(state), std::time::Duration::from_secs(60))
                 .await
                 .map_err(|e| log_error("restoring a shard", e))?
                 .map_err(|e| log_error("decoding a shard snapshot", e))?;
-            inner.sent_watermark[i].store(s.watermark, Ordering::Relaxed);
+            // Relaxed: read only to skip resending a watermark the shard already has.
+            inner.sent_watermark[i].store(wm, Ordering::Relaxed);
         }
         position = s.position;
         tracing::info!(

@@ -356,12 +356,12 @@ impl Handler<Export> for Shard {
 }
 
 /// Replaces the shard's state with one from [`Export`] (at start-up, before the log
-/// tail is replayed).
+/// tail is replayed); answers the restored watermark.
 pub(crate) struct Restore(pub(crate) Vec<u8>);
 
 impl Handler<Restore> for Shard {
-    type Reply = Result<(), String>;
-    async fn handle(&mut self, msg: Restore, _ctx: &mut Context<Self>) -> Result<(), String> {
+    type Reply = Result<i64, String>;
+    async fn handle(&mut self, msg: Restore, _ctx: &mut Context<Self>) -> Result<i64, String> {
         let state: ShardState = postcard::from_bytes(&msg.0).map_err(|e| e.to_string())?;
         self.series.clear();
         self.table.clear();
@@ -386,7 +386,7 @@ impl Handler<Restore> for Shard {
             .min()
             .unwrap_or(i64::MAX);
         self.counters.set_series(self.id, self.series.len());
-        Ok(())
+        Ok(self.watermark)
     }
 }
 
