@@ -89,6 +89,7 @@ pub struct EngineBuilder {
     tiers: Vec<Tier>,
     clock: Arc<dyn Clock>,
     tick: Option<Duration>,
+    durability: Option<crate::durable::Durability>,
 }
 
 impl Default for EngineBuilder {
@@ -107,6 +108,7 @@ impl Default for EngineBuilder {
             tiers: Vec::new(),
             clock: Arc::new(SystemClock),
             tick: Some(Duration::from_secs(1)),
+            durability: None,
         }
     }
 }
@@ -192,6 +194,14 @@ impl EngineBuilder {
         self
     }
 
+    /// Makes the engine durable: every accepted batch is appended to a weft-eventsourcing
+    /// log in the data directory before it is acknowledged, and building the engine
+    /// replays that log (see [`Durability`](crate::Durability)).
+    pub fn durable(mut self, durability: crate::durable::Durability) -> Self {
+        self.durability = Some(durability);
+        self
+    }
+
     /// Validates the settings and starts the shards and the store projection.
     ///
     /// # Errors
@@ -244,17 +254,27 @@ impl EngineBuilder {
         }
         let limiter = keyed_limiter(self.quota, &self.clock)?;
         let source_limiter = keyed_limiter(self.source_quota, &self.clock)?;
+        let durable = match &self.durability {
+            Some(d) => {
+                let fingerprint = format!(
+                    "shards={} window={:?} lateness={:?} aggregates={:?} tiers={:?}",
+                    self.shards, self.spec, self.lateness, self.agg, tiers
+                );
+                Some(crate::durable::Durable::open(d, fingerprint)?)
+            }
+            None => None,
+        };
         let counters = Arc::new(Counters::new(self.shards));
         let applied = Arc::new(AtomicU64::new(0));
         let log = Arc::new(CellLog::new(Arc::clone(&applied)));
-        let store = weft_cqrs::projection(
-            "weft-analytics-store",
-            Arc::clone(&log),
-            WindowStore::new(self.agg.clone(), tiers, applied),
-        )
-        .batch_size(256)
-        .start()
-        .map_err(|e| Error::Config(e.to_string()))?;
+        let mut window_store = WindowStore::new(self.agg.clone(), tiers, applied);
+        if let Some(d) = &durable {
+            d.restore_store(&mut window_store)?;
+        }
+        let store = weft_cqrs::projection("weft-analytics-store", Arc::clone(&log), window_store)
+            .batch_size(256)
+            .start()
+            .map_err(|e| Error::Config(e.to_string()))?;
         let (late_tx, late_rx) = match self.late {
             LatePolicy::Stream { capacity } => {
                 let (tx, rx) = weft_reactive::channel(capacity, StreamOverflow::DropOldest)
@@ -337,7 +357,9 @@ impl EngineBuilder {
             sent_watermark: (0..self.shards)
                 .map(|_| CachePadded::new(AtomicI64::new(i64::MIN)))
                 .collect(),
+            durable,
         });
+        crate::durable::start_replay(&inner);
         if let Some(every) = self.tick {
             let weak = Arc::downgrade(&inner);
             tokio::spawn(async move {
@@ -386,14 +408,16 @@ pub(crate) struct Inner {
     limits: Limits,
     limiter: Option<Limiter<CompactString>>,
     source_limiter: Option<SourceLimiter>,
-    clock: Arc<dyn Clock>,
-    watermarks: Mutex<Watermarks>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) watermarks: Mutex<Watermarks>,
     counters: Arc<Counters>,
     log: Arc<CellLog>,
     pub(crate) store: ProjectionHandle<WindowStore>,
     late: Mutex<Option<Receiver<LateEvent>>>,
     /// The largest watermark sent to each shard.
-    sent_watermark: Box<[CachePadded<AtomicI64>]>,
+    pub(crate) sent_watermark: Box<[CachePadded<AtomicI64>]>,
+    /// The durable input log, when the engine has a data directory.
+    pub(crate) durable: Option<crate::durable::Durable>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -413,13 +437,13 @@ pub struct Engine {
 }
 
 /// A batch checked and ready to hand to the shards.
-struct Prepared {
-    report: IngestReport,
+pub(crate) struct Prepared {
+    pub(crate) report: IngestReport,
     /// Series hash per event (`None` for rejected ones).
-    hashes: Vec<Option<u64>>,
+    pub(crate) hashes: Vec<Option<u64>>,
     /// The shards that receive events.
-    targets: Vec<bool>,
-    max_ts: Option<i64>,
+    pub(crate) targets: Vec<bool>,
+    pub(crate) max_ts: Option<i64>,
 }
 
 impl Engine {
@@ -444,8 +468,12 @@ impl Engine {
     /// ingested: the shards already handed their part keep it (and the events count as
     /// accepted), the rest is dropped with the future. Use
     /// [`try_ingest`](Self::try_ingest) where callers may time out.
+    ///
+    /// A durable engine runs the call in a task of its own, so dropping the future
+    /// never splits a batch between the log and the shards: once logged, a batch is
+    /// placed in full (and counts, acknowledged or not).
     pub async fn ingest(&self, batch: Batch) -> Result<IngestReport, IngestError> {
-        self.inner.ingest(batch, true).await
+        crate::durable::ingest(&self.inner, batch, true).await
     }
 
     /// Like [`ingest`](Self::ingest), but returns [`Error::Busy`] with a retry-after hint
@@ -455,7 +483,7 @@ impl Engine {
     ///
     /// [`Error::Busy`] besides those of [`ingest`](Self::ingest).
     pub async fn try_ingest(&self, batch: Batch) -> Result<IngestReport, IngestError> {
-        self.inner.ingest(batch, false).await
+        crate::durable::ingest(&self.inner, batch, false).await
     }
 
     /// Advances the watermark by the clock (idle sources drop out; in processing time
@@ -488,6 +516,10 @@ impl Engine {
     ///
     /// As [`flush`](Self::flush).
     pub async fn finish(&self, timeout: Duration) -> Result<(), Error> {
+        let _order = match &self.inner.durable {
+            Some(d) => Some(d.order().await),
+            None => None,
+        };
         self.inner.watermarks.lock().advance_to_end();
         for s in &self.inner.shards {
             s.tell(Advance(i64::MAX)).await.map_err(|_| Error::Closed)?;
@@ -620,6 +652,34 @@ impl Inner {
         }
     }
 
+    /// Prepares a batch that was validated when it was first ingested (one read back
+    /// from the durable log): every event counts.
+    pub(crate) fn prepare_trusted(&self, batch: &Batch) -> Prepared {
+        let n = self.shards.len() as u64;
+        let skip = self.cfg.top_k_dim.as_deref();
+        let mut targets = vec![false; self.shards.len()];
+        let mut max_ts: Option<i64> = None;
+        let hashes = batch
+            .events
+            .iter()
+            .map(|e| {
+                let h = series_hash(&batch.tenant, e, skip);
+                targets[shard_of(h, n)] = true;
+                max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
+                Some(h)
+            })
+            .collect();
+        Prepared {
+            report: IngestReport {
+                accepted: batch.events.len(),
+                rejected: Vec::new(),
+            },
+            hashes,
+            targets,
+            max_ts,
+        }
+    }
+
     fn refuse(&self, error: Error, batch: Batch) -> IngestError {
         match &error {
             Error::Busy { .. } => self.counters.busy.incr(),
@@ -685,7 +745,11 @@ impl Inner {
         per_batch * u32::try_from(m.mailbox_len.saturating_sub(m.mailbox_capacity) + 1).unwrap_or(1)
     }
 
-    async fn ingest(&self, mut batch: Batch, wait: bool) -> Result<IngestReport, IngestError> {
+    pub(crate) async fn ingest(
+        &self,
+        mut batch: Batch,
+        wait: bool,
+    ) -> Result<IngestReport, IngestError> {
         if batch.len() > u32::MAX as usize {
             let e = Error::BatchTooLarge {
                 events: batch.len(),
@@ -723,9 +787,35 @@ impl Inner {
                 .observe(&batch.source, None, self.clock.now());
             return Ok(prep.report);
         }
+        // Durable engines log the accepted events first and keep the log order until
+        // the batch is placed (see `durable.rs`).
+        let mut prep = prep;
+        let _order = match &self.durable {
+            Some(d) => match d.log_batch(&mut batch, &mut prep.hashes).await {
+                Ok(guard) => Some(guard),
+                Err(e) => return Err(self.refuse(e, batch)),
+            },
+            None => None,
+        };
+        self.place(prep, batch, false).await
+    }
+
+    /// Hands a checked batch to the shards: the watermark step, the partition, one
+    /// message per shard. `replay` for batches read back from the durable log (no
+    /// counters; in processing time the logged timestamps drive the watermark).
+    pub(crate) async fn place(
+        &self,
+        prep: Prepared,
+        batch: Batch,
+        replay: bool,
+    ) -> Result<IngestReport, IngestError> {
+        let valid = prep.report.accepted;
         let watermark = match self.time {
             TimeMode::ProcessingTime => {
-                let now = now_ms(self.clock.as_ref());
+                let now = match (replay, prep.max_ts) {
+                    (true, Some(ts)) => ts,
+                    _ => now_ms(self.clock.as_ref()),
+                };
                 self.watermarks.lock().observe_processing(now)
             }
             TimeMode::EventTime { .. } => {
@@ -754,8 +844,10 @@ impl Inner {
         }
         let tenant = batch.tenant.clone();
         let events = Arc::new(batch.events);
-        self.counters.batches.incr();
-        self.counters.accepted.add(valid as u64);
+        if !replay {
+            self.counters.batches.incr();
+            self.counters.accepted.add(valid as u64);
+        }
         for (i, picks) in parts.into_iter().enumerate() {
             // Every shard gets the watermark, events or not, so windows close everywhere;
             // a shard without events only when the watermark moved past what it was
@@ -808,6 +900,15 @@ impl Inner {
     }
 
     async fn tick(&self) -> Result<i64, Error> {
+        // A durable engine's watermark does not move while a batch is being logged and
+        // placed, a replay runs or a snapshot is captured: the tick skips a beat.
+        let _order = match &self.durable {
+            Some(d) => match d.try_order() {
+                Some(g) => Some(g),
+                None => return Ok(self.watermarks.lock().current()),
+            },
+            None => None,
+        };
         let wm = match self.time {
             TimeMode::ProcessingTime => {
                 let now = now_ms(self.clock.as_ref());
@@ -833,7 +934,7 @@ impl Inner {
         Ok(wm)
     }
 
-    async fn flush(&self, timeout: Duration) -> Result<(), Error> {
+    pub(crate) async fn flush(&self, timeout: Duration) -> Result<(), Error> {
         for s in &self.shards {
             s.ask(Barrier, timeout).await.map_err(|e| match e {
                 weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),

@@ -68,6 +68,15 @@ pub enum Error {
     /// A wait for the engine (flush, live feed) passed its deadline.
     #[error("the engine did not answer within {0:?}; it may be overloaded")]
     Timeout(Duration),
+    /// The durable input log could not be opened, written, read or replayed (disk full,
+    /// permissions, a corrupt record). After a failed write the batch was not
+    /// acknowledged; reopen the engine on the data directory (replay recovers what is
+    /// on disk) or fix the disk.
+    #[error("the durable event log failed: {0}; check the data directory, then reopen the engine")]
+    Log(String),
+    /// A job (a backfill) was cancelled on request; nothing was changed.
+    #[error("the job was cancelled")]
+    Cancelled,
 }
 
 impl Error {

@@ -358,7 +358,9 @@ pub(crate) fn now_ms(clock: &dyn Clock) -> i64 {
 /// assert_eq!(k.metric(), "cpu");
 /// assert_eq!(k.dim("host"), Some("a"));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct SeriesKey {
     pub(crate) tenant: CompactString,
     pub(crate) metric: CompactString,

@@ -119,6 +119,8 @@
 
 mod agg;
 mod alert;
+mod backfill;
+mod durable;
 mod engine;
 mod error;
 mod event;
@@ -129,6 +131,7 @@ mod provision;
 mod query;
 mod shard;
 mod sink;
+mod snapshot;
 mod store;
 mod topk;
 mod watermark;
@@ -141,6 +144,10 @@ pub use alert::{
     AlertStatus, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe,
     ObservedWindow, Resolve, RuleAggregate, RuleEvent,
 };
+pub use backfill::{
+    BackfillHandle, BackfillProgress, BackfillRange, Backfilled, BackfilledWindow, CancelToken,
+};
+pub use durable::{Ack, Durability, Readiness};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};
 pub use event::{Batch, Event, Limits, SeriesKey};
@@ -149,6 +156,7 @@ pub use metrics::EngineMetrics;
 pub use provision::{Provisioned, Provisioner, TenantDirectory, TenantQuota, TenantSpec};
 pub use query::{Aggregate, GroupResult, Point, Query, QueryResult, Value};
 pub use shard::LateEvent;
+pub use snapshot::SnapshotInfo;
 pub use store::{StoreStatus, Tier};
 pub use topk::TopItem;
 pub use watermark::{SourceStatus, TimeMode};

@@ -322,6 +322,74 @@ impl Handler<Partials> for Shard {
     }
 }
 
+/// A shard's open state for a snapshot, as the shard writes it (borrowed).
+#[derive(serde::Serialize)]
+struct ShardStateRef<'a> {
+    watermark: i64,
+    series: Vec<(u64, &'a SeriesKey, &'a SeriesWindows)>,
+}
+
+/// A shard's open state read back from a snapshot.
+#[derive(serde::Deserialize)]
+struct ShardState {
+    watermark: i64,
+    series: Vec<(u64, SeriesKey, SeriesWindows)>,
+}
+
+/// Asks for the shard's open state (series, open windows, watermark), encoded.
+pub(crate) struct Export;
+
+impl Handler<Export> for Shard {
+    type Reply = Result<Vec<u8>, String>;
+    async fn handle(&mut self, _: Export, _ctx: &mut Context<Self>) -> Result<Vec<u8>, String> {
+        let state = ShardStateRef {
+            watermark: self.watermark,
+            series: self
+                .series
+                .iter()
+                .filter(|s| !s.windows.is_empty())
+                .map(|s| (s.hash, &*s.key, &s.windows))
+                .collect(),
+        };
+        postcard::to_stdvec(&state).map_err(|e| e.to_string())
+    }
+}
+
+/// Replaces the shard's state with one from [`Export`] (at start-up, before the log
+/// tail is replayed); answers the restored watermark.
+pub(crate) struct Restore(pub(crate) Vec<u8>);
+
+impl Handler<Restore> for Shard {
+    type Reply = Result<i64, String>;
+    async fn handle(&mut self, msg: Restore, _ctx: &mut Context<Self>) -> Result<i64, String> {
+        let state: ShardState = postcard::from_bytes(&msg.0).map_err(|e| e.to_string())?;
+        self.series.clear();
+        self.table.clear();
+        for (hash, key, windows) in state.series {
+            let i = u32::try_from(self.series.len()).unwrap_or(u32::MAX);
+            self.series.push(Series {
+                hash,
+                key: Arc::new(key),
+                windows,
+                idle_scans: 0,
+            });
+            let series = &self.series;
+            self.table
+                .insert_unique(hash, i, |&j| series[j as usize].hash);
+        }
+        self.watermark = state.watermark;
+        let ctx = self.ctx();
+        self.next_deadline = self
+            .series
+            .iter()
+            .map(|s| s.windows.deadline(&ctx))
+            .min()
+            .unwrap_or(i64::MAX);
+        self.counters.set_series(self.id, self.series.len());
+        Ok(self.watermark)
+    }
+}
+
 /// Makes the shard panic: the supervision test's stand-in for a bug.
 #[cfg(test)]
 pub(crate) struct Crash;

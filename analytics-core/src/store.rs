@@ -410,6 +410,88 @@ impl<'a> Acc<'a> {
     }
 }
 
+/// The store's cells for a snapshot, as written (borrowed): per cell the series key,
+/// the tier index, the bucket start, end and aggregate.
+#[derive(serde::Serialize)]
+struct StoreStateRef<'a> {
+    tiers: &'a [(i64, i64)],
+    newest_end: i64,
+    last_evicted: i64,
+    windows: u64,
+    cells: Vec<(&'a SeriesKey, u32, i64, i64, &'a WindowAggregate)>,
+}
+
+/// The store's cells read back from a snapshot.
+#[derive(serde::Deserialize)]
+struct StoreState {
+    tiers: Vec<(i64, i64)>,
+    newest_end: i64,
+    last_evicted: i64,
+    windows: u64,
+    cells: Vec<(SeriesKey, u32, i64, i64, WindowAggregate)>,
+}
+
+impl WindowStore {
+    /// Encodes every stored cell of every tier (for a snapshot).
+    pub(crate) fn export(&self) -> Result<Vec<u8>, Error> {
+        let mut cells = Vec::new();
+        for s in &self.stored {
+            for (t, tier) in s.tiers.iter().enumerate() {
+                for (start, (end, agg)) in tier {
+                    cells.push((&*s.key, t as u32, *start, *end, agg));
+                }
+            }
+        }
+        let state = StoreStateRef {
+            tiers: &self.tiers,
+            newest_end: self.newest_end,
+            last_evicted: self.last_evicted,
+            windows: self.windows,
+            cells,
+        };
+        postcard::to_stdvec(&state).map_err(|e| Error::Log(format!("encoding the store: {e}")))
+    }
+
+    /// Loads cells [`export`](Self::export)ed by a store with the same tiers (at
+    /// start-up, before the projection runs).
+    pub(crate) fn import(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        let state: StoreState = postcard::from_bytes(bytes)
+            .map_err(|e| Error::Log(format!("decoding the store snapshot: {e}")))?;
+        if state.tiers != self.tiers {
+            return Err(Error::Config(format!(
+                "the snapshot's store tiers {:?} differ from the configured {:?}; keep the tiers or remove the snapshot",
+                state.tiers, self.tiers
+            )));
+        }
+        self.newest_end = state.newest_end;
+        self.last_evicted = state.last_evicted;
+        self.windows = state.windows;
+        for (key, t, start, end, agg) in state.cells {
+            let key = Arc::new(key);
+            let idx = match self.series.get(&key) {
+                Some(&i) => i,
+                None => {
+                    let i = self.stored.len();
+                    self.stored.push(Stored {
+                        key: Arc::clone(&key),
+                        tiers: vec![BTreeMap::new(); self.tiers.len()],
+                    });
+                    self.series.insert(Arc::clone(&key), i);
+                    self.by_metric
+                        .entry((key.tenant.to_string(), key.metric.to_string()))
+                        .or_default()
+                        .push(i);
+                    i
+                }
+            };
+            if let Some(tier) = self.stored[idx].tiers.get_mut(t as usize) {
+                tier.insert(start, (end, agg));
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Projection for WindowStore {
     type Event = Entry;
 

@@ -167,6 +167,40 @@ impl Watermarks {
         self.current
     }
 
+    /// The state a snapshot keeps: the watermark and each source's largest timestamp.
+    pub(crate) fn export(&self) -> (i64, Vec<(CompactString, i64)>) {
+        let mut sources: Vec<_> = self
+            .sources
+            .iter()
+            .map(|(n, s)| (n.clone(), s.max_ts))
+            .collect();
+        sources.sort();
+        (self.current, sources)
+    }
+
+    /// Restores [`export`](Self::export)ed state; every source counts as seen at `now`.
+    pub(crate) fn restore(
+        &mut self,
+        current: i64,
+        sources: Vec<(CompactString, i64)>,
+        now: Instant,
+    ) {
+        self.current = current;
+        self.sources = sources
+            .into_iter()
+            .map(|(n, max_ts)| {
+                (
+                    n,
+                    Source {
+                        max_ts,
+                        last_seen: now,
+                        idle: false,
+                    },
+                )
+            })
+            .collect();
+    }
+
     pub(crate) fn status(&self, now: Instant) -> Vec<SourceStatus> {
         let mut v: Vec<SourceStatus> = self
             .sources

@@ -151,7 +151,7 @@ pub(crate) fn pane_of(ts: i64, slide: i64) -> i64 {
 }
 
 /// One final window of one series.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Closed {
     pub(crate) start: i64,
     pub(crate) end: i64,
@@ -159,7 +159,7 @@ pub(crate) struct Closed {
 }
 
 /// The open windows of one series.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) enum SeriesWindows {
     Panes(Panes),
     Sessions(Sessions),
@@ -189,7 +189,7 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// The panes of one series (tumbling or hopping), ascending by start.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Panes {
     panes: VecDeque<(i64, WindowAggregate)>,
     /// Windows starting at or before this were emitted.
@@ -197,7 +197,7 @@ pub(crate) struct Panes {
 }
 
 /// The open sessions of one series, ascending by start, non-overlapping.
-#[derive(Debug)]
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Sessions {
     open: Vec<Closed>,
     /// The largest end of a session already emitted.

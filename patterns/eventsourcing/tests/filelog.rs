@@ -372,3 +372,89 @@ fn timestamps_come_from_the_clock() {
         .unwrap();
     assert_eq!(mem.read_all(0, 1).unwrap()[0].timestamp, start);
 }
+
+#[test]
+fn truncate_before_deletes_whole_segments_and_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = || FileLogConfig::default().segment_size(4096);
+    let log = FileLog::open(dir.path(), config()).unwrap();
+    let payload = |i: u64| format!("payload-{i:04}-{}", "x".repeat(200));
+    for i in 0..120u64 {
+        log.append(
+            &format!("s{}", i % 3),
+            ExpectedVersion::Exact(i / 3),
+            vec![ev("X", &payload(i))],
+        )
+        .unwrap();
+    }
+    let segments = |d: &Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "log")
+            })
+            .count()
+    };
+    let before = segments(dir.path());
+    assert!(before >= 5, "{before} segments");
+    // Nothing below the first segment's end: nothing removed.
+    assert_eq!(log.truncate_before(1).unwrap(), 0);
+    let removed = log.truncate_before(70).unwrap();
+    assert!(removed >= 2, "{removed}");
+    assert_eq!(segments(dir.path()), before - removed);
+    // Reads start at a segment boundary at or below 70, and see every event from there.
+    let all = log.read_all(0, usize::MAX).unwrap();
+    let first = all[0].position;
+    assert!(first > 0 && first <= 70, "first kept position {first}");
+    assert_eq!(all.len() as u64, 120 - first);
+    for (k, e) in all.iter().enumerate() {
+        assert_eq!(e.position, first + k as u64);
+        assert_eq!(&*e.payload, payload(e.position).as_bytes());
+    }
+    // Streams keep their versions; removed versions read as absent.
+    assert_eq!(log.stream_version("s0").unwrap(), 40);
+    let s0 = log.read_stream("s0", 1, usize::MAX).unwrap();
+    assert_eq!(s0[0].version, first.div_ceil(3) + 1);
+    assert_eq!(s0.last().unwrap().version, 40);
+    assert_eq!(log.read_stream("s0", 40, 1).unwrap()[0].position, 117);
+    // Appends carry on.
+    let r = log
+        .append(
+            "s1",
+            ExpectedVersion::Exact(40),
+            vec![ev("X", &payload(120))],
+        )
+        .unwrap();
+    assert_eq!((r.version, r.first_position), (41, 120));
+    drop(log);
+
+    let log = FileLog::open(dir.path(), config()).unwrap();
+    assert_eq!(log.recovery().first_position, first);
+    assert_eq!(log.head_position(), 121);
+    assert_eq!(log.stream_version("s1").unwrap(), 41);
+    assert_eq!(log.stream_version("s0").unwrap(), 40);
+    let all = log.read_all(0, usize::MAX).unwrap();
+    assert_eq!(all[0].position, first);
+    assert_eq!(all.len() as u64, 121 - first);
+    assert_eq!(
+        log.read_stream("s2", 1, usize::MAX)
+            .unwrap()
+            .last()
+            .unwrap()
+            .version,
+        40
+    );
+    // And truncates again after reopening (bases start afresh).
+    let removed = log.truncate_before(110).unwrap();
+    assert!(removed >= 1);
+    let all = log.read_all(0, usize::MAX).unwrap();
+    assert!(all[0].position > first && all[0].position <= 110);
+    assert_eq!(all.last().unwrap().position, 120);
+    log.append("s2", ExpectedVersion::Exact(40), vec![ev("X", "y")])
+        .unwrap();
+    assert_eq!(log.read_stream("s2", 41, 1).unwrap()[0].position, 121);
+}

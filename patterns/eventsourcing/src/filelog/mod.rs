@@ -173,6 +173,9 @@ pub struct Recovery {
     pub records: u64,
     /// Events recovered.
     pub events: u64,
+    /// The position of the first event still in the log: 0, or where
+    /// [`FileLog::truncate_before`] left it.
+    pub first_position: u64,
     /// Bytes of a torn tail cut off the last segment (0 if it ended cleanly).
     pub truncated_bytes: u64,
     /// The file that was truncated, if any.
@@ -201,6 +204,8 @@ pub struct FileLogMetrics {
 struct Segment {
     path: PathBuf,
     file: File,
+    /// The position of its first record (from its name and header).
+    first: u64,
 }
 
 /// Where an append's record lives.
@@ -222,14 +227,34 @@ struct EventLoc {
     slot: u32,
 }
 
+/// One stream's events still in the log: `locs[i]` holds version `removed + i + 1`.
+#[derive(Default)]
+struct StreamLocs {
+    /// Versions no longer in the log (removed by [`FileLog::truncate_before`]).
+    removed: u64,
+    locs: Vec<EventLoc>,
+}
+
 /// What readers see: written records only.
+///
+/// `RecordLoc::segment` and `EventLoc::record` are absolute numbers: `segments[0]` is
+/// segment `segment_base`, `records[0]` is record `record_base`. Truncation removes
+/// from the front and raises the bases, so numbers held elsewhere stay valid.
 #[derive(Default)]
 struct Index {
     segments: Vec<Arc<Segment>>,
+    segment_base: u32,
     records: Vec<RecordLoc>,
-    streams: HashMap<Arc<str>, Vec<EventLoc>>,
+    record_base: u32,
+    streams: HashMap<Arc<str>, StreamLocs>,
     /// Events readable: the next position to be published.
     head: u64,
+}
+
+impl Index {
+    fn segment(&self, n: u32) -> &Arc<Segment> {
+        &self.segments[(n - self.segment_base) as usize]
+    }
 }
 
 /// A record sealed and queued for the next flush.
@@ -343,12 +368,12 @@ impl FileLog {
             Writer {
                 file,
                 len,
-                segment: (index.segments.len() - 1) as u32,
+                segment: index.segment_base + (index.segments.len() - 1) as u32,
                 last_sync: config.clock.now(),
                 dirty: false,
             }
         } else {
-            let (segment, file) = create_segment(&dir, 0)?;
+            let (segment, file) = create_segment(&dir, index.head)?;
             index.segments.push(Arc::new(segment));
             Writer {
                 file,
@@ -437,6 +462,82 @@ impl FileLog {
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
         }
         Ok(())
+    }
+
+    /// Deletes every segment file whose events all lie below `position` (retention
+    /// behind a snapshot that covers them) and returns how many it deleted.
+    ///
+    /// Whole segments only, and never the last one: events below `position` that share
+    /// a segment with later ones stay, so the log's new first position is the start of
+    /// the oldest kept segment (`<=` `position`). Afterwards reads start there:
+    /// [`read_all`](EventStore::read_all) from an earlier position returns the events
+    /// from the first kept one, [`read_stream`](EventStore::read_stream) skips the
+    /// removed versions, and [`stream_version`](EventStore::stream_version) and new
+    /// positions and versions carry on unchanged. Reopening finds the log starting at
+    /// that position ([`Recovery::first_position`]). Files are deleted oldest first, so
+    /// a crash midway leaves a log that still starts at a segment boundary. One caveat:
+    /// a stream none of whose events is left is unknown after reopening (its version
+    /// reads 0 again), since only the kept records say which streams exist.
+    ///
+    /// ```
+    /// use weft_eventsourcing::{EventStore, ExpectedVersion, FileLog, FileLogConfig, NewEvent};
+    /// let dir = tempfile::tempdir()?;
+    /// let log = FileLog::open(dir.path(), FileLogConfig::default().segment_size(4096))?;
+    /// for _ in 0..100 {
+    ///     log.append("s", ExpectedVersion::Any, vec![NewEvent::new("E", 1, vec![0; 100])])?;
+    /// }
+    /// let removed = log.truncate_before(60)?;
+    /// assert!(removed > 0);
+    /// let first = log.read_all(0, 1)?[0].position;
+    /// assert!(first > 0 && first <= 60);
+    /// assert_eq!(log.stream_version("s")?, 100);
+    /// drop(log);
+    /// let log = FileLog::open(dir.path(), FileLogConfig::default().segment_size(4096))?;
+    /// assert_eq!(log.recovery().first_position, first);
+    /// assert_eq!(log.head_position(), 100);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Io`] if a file cannot be deleted (those before it are gone; the rest
+    /// stay readable until the next call).
+    pub fn truncate_before(&self, position: u64) -> Result<usize, Error> {
+        let removed: Vec<Arc<Segment>> = {
+            let mut index = self.index.lock();
+            let mut k = 0;
+            while k + 1 < index.segments.len() && index.segments[k + 1].first <= position {
+                k += 1;
+            }
+            if k == 0 {
+                return Ok(0);
+            }
+            let removed: Vec<_> = index.segments.drain(..k).collect();
+            index.segment_base += k as u32;
+            let base = index.segment_base;
+            let r = index.records.partition_point(|r| r.segment < base);
+            index.records.drain(..r);
+            index.record_base += r as u32;
+            let record_base = index.record_base;
+            for s in index.streams.values_mut() {
+                let n = s.locs.partition_point(|l| l.record < record_base);
+                s.locs.drain(..n);
+                s.removed += n as u64;
+            }
+            removed
+        };
+        // Readers holding an `Arc<Segment>` keep reading the unlinked file.
+        for seg in &removed {
+            std::fs::remove_file(&seg.path)
+                .map_err(|e| Error::io(format!("removing {}", seg.path.display()), e))?;
+        }
+        crate::util::sync_dir(&self.dir)?;
+        tracing::info!(
+            segments = removed.len(),
+            position,
+            "file log truncated behind a position"
+        );
+        Ok(removed.len())
     }
 
     /// Takes the records of the next flush off the queue.
@@ -546,10 +647,12 @@ impl FileLog {
             .segments
             .extend(new_segments.into_iter().map(Arc::new));
         for (p, loc) in batch.iter().zip(locs) {
-            let record = index.records.len() as u32;
+            let record = index.record_base + index.records.len() as u32;
             index.records.push(*loc);
             let stream = index.streams.entry(Arc::clone(&p.stream)).or_default();
-            stream.extend((0..p.count).map(|slot| EventLoc { record, slot }));
+            stream
+                .locs
+                .extend((0..p.count).map(|slot| EventLoc { record, slot }));
             index.head = loc.first_position + u64::from(loc.count);
         }
         drop(index);
@@ -564,7 +667,10 @@ impl FileLog {
         let batch = self.take_batch(&mut state);
         let mut writer = state.writer.take();
         drop(state);
-        let first_new_segment = self.index.lock().segments.len() as u32;
+        let first_new_segment = {
+            let index = self.index.lock();
+            index.segment_base + index.segments.len() as u32
+        };
         let mut new_segments = Vec::new();
         let result = match writer.as_mut() {
             Some(w) => self.write_batch(w, &batch, &mut new_segments, first_new_segment),
@@ -703,15 +809,16 @@ impl EventStore for FileLog {
         let mut slots: Vec<(usize, u32)> = Vec::new();
         {
             let index = self.index.lock();
-            let Some(locs) = index.streams.get(stream) else {
+            let Some(stream) = index.streams.get(stream) else {
                 return Ok(Vec::new());
             };
+            let skip = skip.saturating_sub(stream.removed as usize);
             let mut last_record = None;
-            for loc in locs.iter().skip(skip).take(max) {
+            for loc in stream.locs.iter().skip(skip).take(max) {
                 if last_record != Some(loc.record) {
                     last_record = Some(loc.record);
-                    let r = index.records[loc.record as usize];
-                    wanted.push((Arc::clone(&index.segments[r.segment as usize]), r));
+                    let r = index.records[(loc.record - index.record_base) as usize];
+                    wanted.push((Arc::clone(index.segment(r.segment)), r));
                 }
                 slots.push((wanted.len() - 1, loc.slot));
             }
@@ -742,7 +849,7 @@ impl EventStore for FileLog {
                 }
                 let skip = from_position.saturating_sub(r.first_position) as usize;
                 total += r.count as usize - skip;
-                wanted.push((Arc::clone(&index.segments[r.segment as usize]), *r));
+                wanted.push((Arc::clone(index.segment(r.segment)), *r));
             }
         }
         let records = self.read_records(wanted)?;
@@ -760,7 +867,7 @@ impl EventStore for FileLog {
             .lock()
             .streams
             .get(stream)
-            .map_or(0, |l| l.len() as u64))
+            .map_or(0, |l| l.removed + l.locs.len() as u64))
     }
 
     fn head_position(&self) -> u64 {
@@ -827,7 +934,14 @@ fn create_segment(dir: &Path, first_position: u64) -> Result<(Segment, File), Er
     header[8..].copy_from_slice(&first_position.to_le_bytes());
     file.write_all(&header).map_err(|e| io("writing", e))?;
     let read = File::open(&path).map_err(|e| io("opening", e))?;
-    Ok((Segment { path, file: read }, file))
+    Ok((
+        Segment {
+            path,
+            file: read,
+            first: first_position,
+        },
+        file,
+    ))
 }
 
 #[cfg(unix)]
@@ -910,6 +1024,11 @@ fn recover(dir: &Path) -> Result<Recovered, Error> {
         }
         let mut raw = [0u8; 8];
         raw.copy_from_slice(&bytes[8..16]);
+        if i == 0 {
+            // A log truncated by `truncate_before` starts past position 0.
+            index.head = first;
+            recovery.first_position = first;
+        }
         if u64::from_le_bytes(raw) != first || first != index.head {
             return Err(corrupt(
                 8,
@@ -988,6 +1107,17 @@ fn recover(dir: &Path) -> Result<Recovered, Error> {
             }
             let (stream, version) = match versions.get_key_value(&rec.stream) {
                 Some((k, v)) => (Arc::clone(k), *v),
+                // In a truncated log a stream may begin past version 1: its earlier
+                // versions were in removed segments.
+                None if recovery.first_position > 0 => {
+                    let removed = rec.first_version.saturating_sub(1);
+                    index
+                        .streams
+                        .entry(Arc::clone(&rec.stream))
+                        .or_default()
+                        .removed = removed;
+                    (Arc::clone(&rec.stream), removed)
+                }
                 None => (Arc::clone(&rec.stream), 0),
             };
             if rec.first_version != version + 1 {
@@ -1012,6 +1142,7 @@ fn recover(dir: &Path) -> Result<Recovered, Error> {
                 .streams
                 .entry(Arc::clone(&stream))
                 .or_default()
+                .locs
                 .extend((0..n).map(|slot| EventLoc {
                     record: record_no,
                     slot,
@@ -1037,7 +1168,11 @@ fn recover(dir: &Path) -> Result<Recovered, Error> {
         }
         let read =
             File::open(&path).map_err(|e| Error::io(format!("opening {}", path.display()), e))?;
-        index.segments.push(Arc::new(Segment { path, file: read }));
+        index.segments.push(Arc::new(Segment {
+            path,
+            file: read,
+            first,
+        }));
         recovery.segments += 1;
     }
     Ok((index, versions, recovery))
