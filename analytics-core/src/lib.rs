@@ -120,6 +120,7 @@
 mod agg;
 mod alert;
 mod backfill;
+mod compaction;
 mod durable;
 mod engine;
 mod error;
@@ -147,6 +148,7 @@ pub use alert::{
 pub use backfill::{
     BackfillHandle, BackfillProgress, BackfillRange, Backfilled, BackfilledWindow, CancelToken,
 };
+pub use compaction::{Compacted, Compactor};
 pub use durable::{Ack, Durability, Readiness};
 pub use engine::{Engine, EngineBuilder, IngestReport, LatePolicy, Rejected};
 pub use error::{Error, IngestError, RejectReason};

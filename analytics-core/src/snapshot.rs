@@ -337,6 +337,22 @@ impl Engine {
         }
     }
 
+    /// Where a durable engine keeps its snapshots (`None` if it is not durable).
+    pub(crate) fn snapshot_dir(&self) -> Option<PathBuf> {
+        self.inner.durable.as_ref().map(|d| d.snapshot_dir.clone())
+    }
+
+    /// Deletes the log segments wholly below `position`, without checking a snapshot
+    /// (the compaction saga verifies it as a step of its own); returns how many.
+    pub(crate) async fn truncate_log_before(&self, position: u64) -> Result<usize, Error> {
+        let Some(d) = &self.inner.durable else {
+            return Err(Error::Config(
+                "log compaction needs a durable engine (EngineBuilder::durable)".into(),
+            ));
+        };
+        compact(d, position).await
+    }
+
     /// The last snapshot this engine wrote or started from, if any.
     pub fn last_snapshot(&self) -> Option<SnapshotInfo> {
         self.inner

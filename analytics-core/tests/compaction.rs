@@ -1,0 +1,159 @@
+//! Retention compaction as a saga: snapshot → verify → truncate, and a snapshot that
+//! does not verify is compensated (deleted) with the log left whole.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::Arc;
+use std::task::Poll;
+use std::time::Duration;
+
+use common::{Rng, T0, builder, clock, events};
+use weft_analytics::{
+    Aggregate, Batch, Compacted, Compactor, Durability, Engine, Query, Value, WindowSpec,
+};
+use weft_saga::{MemoryJournal, Outcome};
+use weft_time::ManualClock;
+
+const WAIT: Duration = Duration::from_secs(10);
+
+fn durable(clock: &ManualClock, dir: &std::path::Path) -> Engine {
+    builder(clock)
+        .shards(2)
+        .window(WindowSpec::tumbling(Duration::from_secs(60)))
+        .durable(Durability::new(dir).segment_size(16 * 1024))
+        .build()
+        .unwrap()
+}
+
+/// Count and sum per (host, window start) of the final windows.
+fn cells(engine: &Engine) -> BTreeMap<(String, i64), (u64, f64)> {
+    let q = Query::new("default", "latency", T0 - 3_600_000, T0 + 10 * 3_600_000)
+        .group_by("host")
+        .aggregates([Aggregate::Count, Aggregate::Sum]);
+    let mut m = BTreeMap::new();
+    for g in &engine.query(&q).unwrap().groups {
+        for p in &g.points {
+            let Value::Count(c) = p.values[0] else {
+                panic!("not a count: {:?}", p.values[0])
+            };
+            m.insert(
+                (g.group[0].clone(), p.start),
+                (c, p.values[1].as_f64().unwrap()),
+            );
+        }
+    }
+    m
+}
+
+/// A durable engine in `dir` holding some final windows; returns it and its cells.
+async fn filled(
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> (Engine, BTreeMap<(String, i64), (u64, f64)>) {
+    let engine = durable(clock, dir);
+    engine.ready().await.unwrap();
+    for chunk in events(&mut Rng::new(11), 3_000, 20, 100).chunks(100) {
+        engine.ingest(Batch::new(chunk.to_vec())).await.unwrap();
+    }
+    engine.flush(WAIT).await.unwrap();
+    let before = cells(&engine);
+    assert!(!before.is_empty(), "the input closes some windows");
+    (engine, before)
+}
+
+/// Restarts the engine on `dir` and returns its cells after the replay.
+async fn restarted(
+    clock: &ManualClock,
+    dir: &std::path::Path,
+) -> BTreeMap<(String, i64), (u64, f64)> {
+    let engine = durable(clock, dir);
+    engine.ready().await.unwrap();
+    engine.flush(WAIT).await.unwrap();
+    let c = cells(&engine);
+    engine.shutdown(WAIT).await;
+    c
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_saga_snapshots_verifies_and_truncates() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let (engine, before) = filled(&clock, dir.path()).await;
+    let compactor = Compactor::in_memory(engine.clone()).unwrap();
+    let Compacted::Done { position, segments } = compactor.compact("c1").await.unwrap() else {
+        panic!("the compaction was compensated")
+    };
+    assert!(position > 0);
+    assert!(segments > 0, "whole segments lay behind the snapshot");
+    let status = compactor.status("c1").await.unwrap();
+    assert_eq!(status.completed, ["snapshot", "verify", "truncate"]);
+    // Running the same id again returns the first outcome and does nothing twice.
+    assert_eq!(
+        compactor.compact("c1").await.unwrap(),
+        Compacted::Done { position, segments }
+    );
+    engine.shutdown(WAIT).await;
+    assert_eq!(
+        restarted(&clock, dir.path()).await,
+        before,
+        "snapshot + the kept tail rebuild the same windows"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_that_does_not_verify_is_deleted_and_the_log_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let (engine, before) = filled(&clock, dir.path()).await;
+    let journal = Arc::new(MemoryJournal::new());
+
+    // The first run stops (its process "dies") right after the snapshot step.
+    let first = Compactor::new(engine.clone(), Arc::clone(&journal)).unwrap();
+    {
+        let mut run = pin!(first.compact("c1"));
+        loop {
+            let finished = poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx).is_ready())).await;
+            assert!(!finished, "the run finished before it could be stopped");
+            let snapshotted = first
+                .status("c1")
+                .await
+                .is_ok_and(|s| s.completed.iter().any(|c| c == "snapshot"));
+            if snapshotted {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+    // Meanwhile the snapshot file is damaged.
+    let taken = engine.last_snapshot().expect("the snapshot step ran");
+    std::fs::write(&taken.path, b"not a snapshot").unwrap();
+
+    // Recovery resumes the saga: verify fails for good, the snapshot is undone.
+    let second = Compactor::new(engine.clone(), journal).unwrap();
+    let recovered = second.orchestrator().recover().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    match &recovered[0].1 {
+        Ok(Outcome::Compensated { failed_step, .. }) => assert_eq!(failed_step, "verify"),
+        other => panic!("expected a compensated compaction, got {other:?}"),
+    }
+    let status = second.status("c1").await.unwrap();
+    assert_eq!(status.compensated, ["snapshot"]);
+    assert!(!taken.path.exists(), "the untrusted snapshot was deleted");
+    engine.shutdown(WAIT).await;
+    assert_eq!(
+        restarted(&clock, dir.path()).await,
+        before,
+        "nothing was truncated: the whole log replays to the same windows"
+    );
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_non_durable_engine_is_refused() {
+    let engine = builder(&clock()).build().unwrap();
+    let err = Compactor::in_memory(engine.clone()).unwrap_err();
+    assert!(err.to_string().contains("durable"), "{err}");
+    engine.shutdown(WAIT).await;
+}
