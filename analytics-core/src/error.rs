@@ -77,6 +77,20 @@ pub enum Error {
     /// A job (a backfill) was cancelled on request; nothing was changed.
     #[error("the job was cancelled")]
     Cancelled,
+    /// An alert-rule command was refused (validation, unknown sink, duplicate or
+    /// missing rule); nothing was recorded.
+    #[error("rule command refused: {0}")]
+    RuleCommand(String),
+    /// No alert rule has this key.
+    #[error("no alert rule `{0}`; create it first")]
+    UnknownRule(String),
+    /// The alert event store failed (reading or appending alert state or rules).
+    #[error("alert store failed: {0}; check the store's directory and disk")]
+    AlertStore(String),
+    /// A provisioning saga could not run (journal failure), or finished otherwise than
+    /// completed or compensated.
+    #[error("provisioning failed: {0}")]
+    Provisioning(String),
 }
 
 impl Error {

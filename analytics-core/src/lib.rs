@@ -109,7 +109,7 @@
 //!   [`HttpConnector`] connections, [`Notification`].
 //! - Provisioning: [`Provisioner`] (a weft-saga saga) → [`Provisioned`], over a
 //!   [`TenantDirectory`] with [`TenantSpec`] and [`TenantQuota`].
-//! - Errors: [`Error`], [`IngestError`], [`RejectReason`]; [`AlertError`] for alerting
+//! - Errors: [`Error`], [`IngestError`], [`RejectReason`]; [`Error`] for alerting
 //!   and provisioning.
 
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -141,7 +141,7 @@ mod window;
 
 pub use agg::{AggregateConfig, Estimate, WindowAggregate};
 pub use alert::{
-    AlertError, AlertEvent, AlertManager, AlertManagerBuilder, AlertMetrics, AlertRule, AlertState,
+    AlertEvent, AlertManager, AlertManagerBuilder, AlertMetrics, AlertRule, AlertState,
     AlertStatus, ChangeRule, Comparison, Condition, CreateRule, DeleteRule, EvalReport, Observe,
     ObservedWindow, Resolve, RuleAggregate, RuleEvent,
 };

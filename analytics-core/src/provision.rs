@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use weft_saga::{Journal, Orchestrator, Outcome, Saga, SagaStatus, StepError};
 use weft_sync::Mutex;
 
-use crate::alert::{AlertError, AlertManager, AlertRule};
+use crate::Error;
+use crate::alert::{AlertManager, AlertRule};
 
 /// A tenant's rate limit: sustained events per second and a burst.
 ///
@@ -56,7 +57,7 @@ pub struct TenantSpec {
 /// dir.allocate("acme", TenantQuota { events_per_sec: 4_000, burst: 8_000 })?;
 /// assert_eq!(dir.available(), 6_000);
 /// assert!(dir.allocate("globex", TenantQuota { events_per_sec: 7_000, burst: 1 }).is_err());
-/// # Ok::<(), weft_analytics::AlertError>(())
+/// # Ok::<(), weft_analytics::Error>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct TenantDirectory {
@@ -87,8 +88,8 @@ impl TenantDirectory {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Provisioning`] if the tenant has one already or `retention` is zero.
-    pub fn set_retention(&self, tenant: &str, retention: Duration) -> Result<(), AlertError> {
+    /// [`Error::Provisioning`] if the tenant has one already or `retention` is zero.
+    pub fn set_retention(&self, tenant: &str, retention: Duration) -> Result<(), Error> {
         self.set_retention_once(tenant, retention, None)
     }
 
@@ -104,9 +105,9 @@ impl TenantDirectory {
         tenant: &str,
         retention: Duration,
         key: Option<&str>,
-    ) -> Result<(), AlertError> {
+    ) -> Result<(), Error> {
         if retention.is_zero() {
-            return Err(AlertError::Provisioning(format!(
+            return Err(Error::Provisioning(format!(
                 "retention for `{tenant}` must be positive"
             )));
         }
@@ -115,7 +116,7 @@ impl TenantDirectory {
             if key.is_some() && by.as_deref() == key && *had == retention {
                 return Ok(());
             }
-            return Err(AlertError::Provisioning(format!(
+            return Err(Error::Provisioning(format!(
                 "tenant `{tenant}` already has a retention policy"
             )));
         }
@@ -138,9 +139,9 @@ impl TenantDirectory {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Provisioning`] if the tenant has a quota, the quota is zero or
+    /// [`Error::Provisioning`] if the tenant has a quota, the quota is zero or
     /// the capacity left is too small.
-    pub fn allocate(&self, tenant: &str, quota: TenantQuota) -> Result<(), AlertError> {
+    pub fn allocate(&self, tenant: &str, quota: TenantQuota) -> Result<(), Error> {
         self.allocate_once(tenant, quota, None)
     }
 
@@ -155,9 +156,9 @@ impl TenantDirectory {
         tenant: &str,
         quota: TenantQuota,
         key: Option<&str>,
-    ) -> Result<(), AlertError> {
+    ) -> Result<(), Error> {
         if quota.events_per_sec == 0 || quota.burst == 0 {
-            return Err(AlertError::Provisioning(
+            return Err(Error::Provisioning(
                 "a quota needs a positive rate and burst".into(),
             ));
         }
@@ -166,7 +167,7 @@ impl TenantDirectory {
             if key.is_some() && by.as_deref() == key && *had == quota {
                 return Ok(());
             }
-            return Err(AlertError::Provisioning(format!(
+            return Err(Error::Provisioning(format!(
                 "tenant `{tenant}` already has a quota"
             )));
         }
@@ -177,7 +178,7 @@ impl TenantDirectory {
             .sum();
         let left = d.capacity.saturating_sub(used);
         if u64::from(quota.events_per_sec) > left {
-            return Err(AlertError::Provisioning(format!(
+            return Err(Error::Provisioning(format!(
                 "quota of {} events/s for `{tenant}` exceeds the {left} events/s left",
                 quota.events_per_sec
             )));
@@ -263,7 +264,7 @@ impl Provisioner {
     /// # Errors
     ///
     /// As [`new`](Self::new).
-    pub fn in_memory(directory: TenantDirectory, alerts: AlertManager) -> Result<Self, AlertError> {
+    pub fn in_memory(directory: TenantDirectory, alerts: AlertManager) -> Result<Self, Error> {
         Self::new(directory, alerts, weft_saga::MemoryJournal::new())
     }
 
@@ -271,12 +272,12 @@ impl Provisioner {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Config`] if the saga or orchestrator cannot be built.
+    /// [`Error::Config`] if the saga or orchestrator cannot be built.
     pub fn new(
         directory: TenantDirectory,
         alerts: AlertManager,
         journal: impl Journal,
-    ) -> Result<Self, AlertError> {
+    ) -> Result<Self, Error> {
         let (d1, d2, d3, d4) = (
             directory.clone(),
             directory.clone(),
@@ -335,11 +336,11 @@ impl Provisioner {
                 },
             )
             .build()
-            .map_err(|e| AlertError::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(e.to_string()))?;
         let orchestrator = Orchestrator::builder(journal)
             .register(&saga)
             .build()
-            .map_err(|e| AlertError::Config(e.to_string()))?;
+            .map_err(|e| Error::Config(e.to_string()))?;
         Ok(Provisioner { saga, orchestrator })
     }
 
@@ -347,12 +348,12 @@ impl Provisioner {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Provisioning`] if the journal fails or a compensation gave up
+    /// [`Error::Provisioning`] if the journal fails or a compensation gave up
     /// (the saga is then dead-lettered in the orchestrator, see
     /// [`orchestrator`](Self::orchestrator)).
-    pub async fn provision(&self, spec: TenantSpec) -> Result<Provisioned, AlertError> {
+    pub async fn provision(&self, spec: TenantSpec) -> Result<Provisioned, Error> {
         let id = format!("provision-{}", spec.tenant);
-        let p = |e: &dyn std::fmt::Display| AlertError::Provisioning(e.to_string());
+        let p = |e: &dyn std::fmt::Display| Error::Provisioning(e.to_string());
         let out = self
             .orchestrator
             .run(&self.saga, &id, spec)
@@ -379,12 +380,12 @@ impl Provisioner {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Provisioning`] for an unknown saga id or a journal failure.
-    pub async fn status(&self, saga_id: &str) -> Result<SagaStatus, AlertError> {
+    /// [`Error::Provisioning`] for an unknown saga id or a journal failure.
+    pub async fn status(&self, saga_id: &str) -> Result<SagaStatus, Error> {
         self.orchestrator
             .status(saga_id)
             .await
-            .map_err(|e| AlertError::Provisioning(e.to_string()))
+            .map_err(|e| Error::Provisioning(e.to_string()))
     }
 
     /// The orchestrator (metrics, recovery, dead-lettered sagas).
@@ -416,7 +417,7 @@ async fn register(alerts: AlertManager, spec: TenantSpec) -> Result<Vec<String>,
     let mut created: Vec<String> = Vec::new();
     for r in spec.default_rules.clone() {
         let outcome = if r.tenant != spec.tenant {
-            Err(AlertError::Command(format!(
+            Err(Error::RuleCommand(format!(
                 "rule `{}` belongs to tenant `{}`, not `{}`",
                 r.key(),
                 r.tenant,

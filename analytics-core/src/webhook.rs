@@ -31,7 +31,8 @@ use weft_sync::Mutex;
 use weft_sync::atomic::{AtomicU64, Ordering};
 use weft_time::{Backoff, Clock, Jitter, TokioClock};
 
-use crate::alert::{AlertError, AlertStatus};
+use crate::Error;
+use crate::alert::AlertStatus;
 
 /// What a sink is told when an alert fires or resolves (serialised as the webhook's
 /// JSON body).
@@ -101,7 +102,7 @@ pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), SinkError>> + S
 /// }
 /// let notifier = weft_analytics::Notifier::builder().sink("stdout", Stdout).build()?;
 /// assert!(notifier.has_sink("stdout"));
-/// # Ok::<(), weft_analytics::AlertError>(())
+/// # Ok::<(), weft_analytics::Error>(())
 /// ```
 pub trait Sink: Send + Sync + fmt::Debug + 'static {
     /// One delivery attempt (no retries: the notifier retries).
@@ -171,9 +172,9 @@ impl HttpSink {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Config`] for a URL that is not plain `http://host:port[/path]`, or
+    /// [`Error::Config`] for a URL that is not plain `http://host:port[/path]`, or
     /// when called outside a tokio runtime.
-    pub fn new(url: &str) -> Result<Self, AlertError> {
+    pub fn new(url: &str) -> Result<Self, Error> {
         Self::with_options(url, 4, Duration::from_secs(10))
     }
 
@@ -182,27 +183,21 @@ impl HttpSink {
     /// # Errors
     ///
     /// As [`new`](Self::new), and for zero connections or timeout.
-    pub fn with_options(
-        url: &str,
-        connections: usize,
-        timeout: Duration,
-    ) -> Result<Self, AlertError> {
-        let rest = url.strip_prefix("http://").ok_or_else(|| {
-            AlertError::Config(format!("webhook URL {url:?} must start with http://"))
-        })?;
+    pub fn with_options(url: &str, connections: usize, timeout: Duration) -> Result<Self, Error> {
+        let rest = url
+            .strip_prefix("http://")
+            .ok_or_else(|| Error::Config(format!("webhook URL {url:?} must start with http://")))?;
         let (host, path) = match rest.find('/') {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
         if host.is_empty() || !host.contains(':') {
-            return Err(AlertError::Config(format!(
+            return Err(Error::Config(format!(
                 "webhook URL {url:?} needs host:port"
             )));
         }
         if timeout.is_zero() {
-            return Err(AlertError::Config(
-                "the webhook timeout must be positive".into(),
-            ));
+            return Err(Error::Config("the webhook timeout must be positive".into()));
         }
         let pool = Pool::builder(HttpConnector {
             addr: host.to_owned(),
@@ -211,7 +206,7 @@ impl HttpSink {
         .wait_timeout(timeout)
         .create_timeout(timeout)
         .build()
-        .map_err(|e| AlertError::Config(e.to_string()))?;
+        .map_err(|e| Error::Config(e.to_string()))?;
         Ok(HttpSink {
             host: host.to_owned(),
             path: path.to_owned(),
@@ -465,11 +460,11 @@ impl NotifierBuilder {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Config`] for an invalid retry or breaker setting.
-    pub fn build(self) -> Result<Notifier, AlertError> {
-        let cfg = |e: &dyn fmt::Display| AlertError::Config(e.to_string());
+    /// [`Error::Config`] for an invalid retry or breaker setting.
+    pub fn build(self) -> Result<Notifier, Error> {
+        let cfg = |e: &dyn fmt::Display| Error::Config(e.to_string());
         if self.max_dead == 0 {
-            return Err(AlertError::Config(
+            return Err(Error::Config(
                 "keep at least one dead letter (max_dead_letters > 0)".into(),
             ));
         }

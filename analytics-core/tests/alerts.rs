@@ -11,9 +11,9 @@ use std::time::Duration;
 
 use common::{T0, clock};
 use weft_analytics::{
-    AlertError, AlertEvent, AlertManager, AlertRule, AlertStatus, Batch, Comparison, Condition,
-    Engine, Event, HttpSink, Notification, Notifier, Resolve, RuleAggregate, Sink, SinkError,
-    SinkFuture, TimeMode, WindowSpec,
+    AlertEvent, AlertManager, AlertRule, AlertStatus, Batch, Comparison, Condition, Engine, Error,
+    Event, HttpSink, Notification, Notifier, Resolve, RuleAggregate, Sink, SinkError, SinkFuture,
+    TimeMode, WindowSpec,
 };
 use weft_circuitbreaker::State;
 use weft_circuitbreaker::retry::RetryPolicy;
@@ -252,7 +252,7 @@ async fn rule_commands_are_validated_and_change_the_registry() {
     bad.condition.threshold = f64::INFINITY;
     let e = alerts.create_rule(bad).await.unwrap_err();
     assert!(
-        matches!(&e, AlertError::Command(m) if m.contains("threshold must be finite")),
+        matches!(&e, Error::RuleCommand(m) if m.contains("threshold must be finite")),
         "{e}"
     );
     let e = alerts

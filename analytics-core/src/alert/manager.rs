@@ -29,9 +29,9 @@ use weft_eventsourcing::{
 use weft_sync::Mutex;
 use weft_sync::atomic::{AtomicU64, Ordering};
 
-use super::AlertError;
 use super::rule::{AlertRule, ChangeRule, CreateRule, DeleteRule, RuleEvent, RuleRegistry};
 use super::state::{AlertEvent, AlertState, AlertStatus, Observe, ObservedWindow};
+use crate::Error;
 use crate::engine::Engine;
 use crate::shard::Barrier;
 use crate::webhook::{Notification, Notifier};
@@ -112,12 +112,12 @@ impl AlertManagerBuilder {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Config`] for a zero timeout or outside a tokio runtime.
-    pub fn build(self) -> Result<AlertManager, AlertError> {
+    /// [`Error::Config`] for a zero timeout or outside a tokio runtime.
+    pub fn build(self) -> Result<AlertManager, Error> {
         if self.timeout.is_zero() {
-            return Err(AlertError::Config("the timeout must be positive".into()));
+            return Err(Error::Config("the timeout must be positive".into()));
         }
-        let cfg = |e: weft_cqrs::Error| AlertError::Config(e.to_string());
+        let cfg = |e: weft_cqrs::Error| Error::Config(e.to_string());
         let log: Arc<RuleLog> = Arc::new(RuleLog::new(Arc::clone(&self.rules_store)));
         let registry = weft_cqrs::projection(
             "weft-analytics-rules",
@@ -132,7 +132,7 @@ impl AlertManagerBuilder {
             Some(with) => with(states),
             None => states.with_snapshots(InMemorySnapshotStore::new(), SNAPSHOT_EVERY),
         }
-        .map_err(|e| AlertError::Config(e.to_string()))?;
+        .map_err(|e| Error::Config(e.to_string()))?;
         let (r1, r2, r3) = (registry.clone(), registry.clone(), registry.clone());
         let (l1, l2, l3) = (Arc::clone(&log), Arc::clone(&log), Arc::clone(&log));
         let bus = CommandBus::builder(Arc::clone(&log))
@@ -323,8 +323,8 @@ impl AlertManager {
         }
     }
 
-    fn command_error(e: weft_cqrs::Error) -> AlertError {
-        AlertError::Command(e.to_string())
+    fn command_error(e: weft_cqrs::Error) -> Error {
+        Error::RuleCommand(e.to_string())
     }
 
     /// Creates a rule (command `CreateRule`).
@@ -334,11 +334,11 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Command`]: invalid rule, unknown sink, a rule with its key exists.
+    /// [`Error::RuleCommand`]: invalid rule, unknown sink, a rule with its key exists.
     pub fn create_rule(
         &self,
         rule: AlertRule,
-    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Position, Error>> + Send + 'static {
         let bus = self.inner.bus.clone();
         async move {
             bus.execute(CreateRule(rule))
@@ -351,11 +351,11 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Command`]: invalid rule, unknown sink, no such rule.
+    /// [`Error::RuleCommand`]: invalid rule, unknown sink, no such rule.
     pub fn change_rule(
         &self,
         rule: AlertRule,
-    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Position, Error>> + Send + 'static {
         let bus = self.inner.bus.clone();
         async move {
             bus.execute(ChangeRule(rule))
@@ -368,11 +368,11 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Command`]: malformed key, no such rule.
+    /// [`Error::RuleCommand`]: malformed key, no such rule.
     pub fn delete_rule(
         &self,
         key: &str,
-    ) -> impl Future<Output = Result<Position, AlertError>> + Send + 'static {
+    ) -> impl Future<Output = Result<Position, Error>> + Send + 'static {
         let bus = self.inner.bus.clone();
         let command = DeleteRule {
             key: key.to_owned(),
@@ -384,15 +384,13 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Store`] if the read model does not catch up within the timeout.
-    pub fn rules(
-        &self,
-    ) -> impl Future<Output = Result<Vec<AlertRule>, AlertError>> + Send + 'static {
+    /// [`Error::AlertStore`] if the read model does not catch up within the timeout.
+    pub fn rules(&self) -> impl Future<Output = Result<Vec<AlertRule>, Error>> + Send + 'static {
         let inner = Arc::clone(&self.inner);
         async move {
             let rules = current(&inner.registry, &inner.log, inner.timeout)
                 .await
-                .map_err(|e| AlertError::Store(e.to_string()))?;
+                .map_err(|e| Error::AlertStore(e.to_string()))?;
             Ok(rules.into_values().collect())
         }
     }
@@ -401,13 +399,13 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Store`] if the state store fails.
-    pub fn state(&self, key: &str) -> Result<AlertState, AlertError> {
+    /// [`Error::AlertStore`] if the state store fails.
+    pub fn state(&self, key: &str) -> Result<AlertState, Error> {
         self.inner
             .states
             .load(key)
             .map(|l| l.state)
-            .map_err(|e| AlertError::Store(e.to_string()))
+            .map_err(|e| Error::AlertStore(e.to_string()))
     }
 
     /// Rule `key`'s history: every recorded event, oldest first (filter with
@@ -415,11 +413,11 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Store`] if the state store fails.
-    pub fn history(&self, key: &str) -> Result<Vec<AlertEvent>, AlertError> {
+    /// [`Error::AlertStore`] if the state store fails.
+    pub fn history(&self, key: &str) -> Result<Vec<AlertEvent>, Error> {
         let states = &self.inner.states;
         let stream = states.stream_id(key);
-        let store = |e: weft_eventsourcing::Error| AlertError::Store(e.to_string());
+        let store = |e: weft_eventsourcing::Error| Error::AlertStore(e.to_string());
         let mut out = Vec::new();
         loop {
             let chunk = states
@@ -440,8 +438,8 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Store`] if the rules model or the state store fails.
-    pub async fn metrics(&self) -> Result<AlertMetrics, AlertError> {
+    /// [`Error::AlertStore`] if the rules model or the state store fails.
+    pub async fn metrics(&self) -> Result<AlertMetrics, Error> {
         let mut m = AlertMetrics {
             rounds: self.inner.rounds.load(Ordering::Relaxed),
             windows: self.inner.windows.load(Ordering::Relaxed),
@@ -504,9 +502,9 @@ impl AlertManager {
     ///
     /// # Errors
     ///
-    /// [`AlertError::Engine`] if the engine does not answer within the timeout,
-    /// [`AlertError::Store`] if the state store fails.
-    pub async fn evaluate(&self) -> Result<EvalReport, AlertError> {
+    /// [`Error::Timeout`] or [`Error::Closed`] if the engine does not answer within the timeout,
+    /// [`Error::AlertStore`] if the state store fails.
+    pub async fn evaluate(&self) -> Result<EvalReport, Error> {
         let inner = &*self.inner;
         let _round = inner.round.lock().await;
         let engine = &inner.engine.inner;
@@ -589,7 +587,7 @@ impl AlertManager {
         round: &Round,
         report: &mut EvalReport,
         notes: &mut Vec<(String, Notification)>,
-    ) -> Result<(), AlertError> {
+    ) -> Result<(), Error> {
         let inner = &*self.inner;
         let engine = &inner.engine.inner;
         let Round {
@@ -658,7 +656,7 @@ impl AlertManager {
                         windows: observed,
                     },
                 )
-                .map_err(|e| AlertError::Store(e.to_string()))?;
+                .map_err(|e| Error::AlertStore(e.to_string()))?;
             for e in done.events {
                 let (status, at, value) = match e {
                     AlertEvent::Firing { at, value } => (Some(AlertStatus::Firing), at, value),
