@@ -10,7 +10,7 @@ use weft_actor::{
     Supervisor, System,
 };
 use weft_cqrs::ProjectionHandle;
-use weft_ratelimit::{KeyedLimiter, Quota};
+use weft_ratelimit::{KeyedLimiter, Quota, RateLimiter};
 use weft_reactive::{Overflow as StreamOverflow, Receiver};
 use weft_sync::CachePadded;
 use weft_sync::Mutex;
@@ -348,6 +348,7 @@ impl EngineBuilder {
             limits: self.limits,
             limiter,
             source_limiter,
+            tenant_quotas: Mutex::new(std::collections::HashMap::new()),
             clock: self.clock,
             watermarks: Mutex::new(Watermarks::new(ooo, idle)),
             counters,
@@ -382,6 +383,9 @@ impl EngineBuilder {
 /// The per-(tenant, source) limiter.
 type SourceLimiter = Limiter<(CompactString, CompactString)>;
 
+/// A tenant's own limiter (`Engine::set_tenant_quota`).
+type TenantLimiter = RateLimiter<Arc<dyn Clock>>;
+
 /// A keyed limiter on the engine's clock.
 type Limiter<K> = KeyedLimiter<K, Arc<dyn Clock>>;
 
@@ -408,6 +412,9 @@ pub(crate) struct Inner {
     limits: Limits,
     limiter: Option<Limiter<CompactString>>,
     source_limiter: Option<SourceLimiter>,
+    /// Tenants with a quota of their own (`Engine::set_tenant_quota`), in place of
+    /// `limiter`'s shared per-tenant quota.
+    tenant_quotas: Mutex<std::collections::HashMap<CompactString, Arc<TenantLimiter>>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) watermarks: Mutex<Watermarks>,
     counters: Arc<Counters>,
@@ -547,6 +554,50 @@ impl Engine {
     /// once taken.
     pub fn late_events(&self) -> Option<Receiver<LateEvent>> {
         self.inner.late.lock().take()
+    }
+
+    /// Gives `tenant` a rate limit of its own (`Some`), in place of the engine-wide
+    /// per-tenant quota ([`EngineBuilder::tenant_quota`]), or removes it (`None`, back to
+    /// the engine-wide quota). Tenant provisioning sets it; it applies from the next
+    /// batch.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft_analytics::{Batch, Engine, Error, Event};
+    /// use weft_ratelimit::Quota;
+    /// let engine = Engine::builder().build()?;
+    /// engine.set_tenant_quota("acme", Some(Quota::per_second(10)?.allow_burst(2)?));
+    /// let now = std::time::UNIX_EPOCH.elapsed()?.as_millis() as i64;
+    /// let two = || Batch::new(vec![Event::new("cpu", now, 1.0), Event::new("cpu", now, 2.0)]);
+    /// assert_eq!(engine.ingest(two().tenant("acme")).await?.accepted, 2);
+    /// let refused = engine.ingest(two().tenant("acme")).await.unwrap_err();
+    /// assert!(matches!(refused.error, Error::RateLimited { .. }));
+    /// engine.ingest(two().tenant("other")).await?; // no limit of its own, none shared
+    /// assert!(engine.tenant_quota("acme").is_some());
+    /// engine.set_tenant_quota("acme", None);
+    /// # Ok(()) }
+    /// ```
+    pub fn set_tenant_quota(&self, tenant: &str, quota: Option<Quota>) {
+        let mut quotas = self.inner.tenant_quotas.lock();
+        match quota {
+            Some(q) => {
+                let limiter = RateLimiter::with_clock(q, Arc::clone(&self.inner.clock));
+                quotas.insert(CompactString::from(tenant), Arc::new(limiter));
+            }
+            None => {
+                quotas.remove(tenant);
+            }
+        }
+    }
+
+    /// `tenant`'s own quota, if [`set_tenant_quota`](Self::set_tenant_quota) gave it one.
+    pub fn tenant_quota(&self, tenant: &str) -> Option<Quota> {
+        self.inner
+            .tenant_quotas
+            .lock()
+            .get(tenant)
+            .map(|l| *l.quota())
     }
 
     /// The engine watermark (ms; `i64::MIN` before any event).
@@ -697,9 +748,13 @@ impl Inner {
     /// it has spent those source cells (GCRA cells cannot be handed back).
     fn admit(&self, batch: &Batch, valid: usize) -> Result<(), Error> {
         let n = u32::try_from(valid).unwrap_or(u32::MAX);
+        let own = self.tenant_quotas.lock().get(&batch.tenant).cloned();
         let bursts = [
             self.source_limiter.as_ref().map(|l| l.quota().burst()),
-            self.limiter.as_ref().map(|l| l.quota().burst()),
+            match &own {
+                Some(t) => Some(t.quota().burst()),
+                None => self.limiter.as_ref().map(|l| l.quota().burst()),
+            },
         ];
         if let Some(max) = bursts.into_iter().flatten().min() {
             if n > max {
@@ -723,19 +778,19 @@ impl Inner {
                 Err(e) => return Err(Error::Config(e.to_string())),
             }
         }
-        if let Some(l) = &self.limiter {
-            match l.check_n(&batch.tenant, n) {
-                Ok(Ok(_)) => {}
-                Ok(Err(not_until)) => {
-                    return Err(Error::RateLimited {
-                        tenant: batch.tenant.to_string(),
-                        retry_after: not_until.retry_after(),
-                    });
-                }
-                Err(e) => return Err(Error::Config(e.to_string())),
-            }
+        let checked = match (&own, &self.limiter) {
+            (Some(t), _) => t.check_n(n),
+            (None, Some(l)) => l.check_n(&batch.tenant, n),
+            (None, None) => return Ok(()),
+        };
+        match checked {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(not_until)) => Err(Error::RateLimited {
+                tenant: batch.tenant.to_string(),
+                retry_after: not_until.retry_after(),
+            }),
+            Err(e) => Err(Error::Config(e.to_string())),
         }
-        Ok(())
     }
 
     /// How long until `shard`'s queue has likely drained by one batch.

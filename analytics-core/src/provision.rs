@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use weft_ratelimit::Quota;
 use weft_saga::{Journal, Orchestrator, Outcome, Saga, SagaStatus, StepError};
 use weft_sync::Mutex;
 
@@ -284,6 +285,7 @@ impl Provisioner {
             directory.clone(),
             directory,
         );
+        let (e1, e2) = (alerts.engine().clone(), alerts.engine().clone());
         let (a1, a2) = (alerts.clone(), alerts);
         let saga = Saga::<TenantSpec>::builder("provision-tenant")
             .step(
@@ -319,17 +321,24 @@ impl Provisioner {
             .step(
                 "quota",
                 move |cx| {
-                    let d = d3.clone();
+                    let (d, e) = (d3.clone(), e1.clone());
                     async move {
                         let s = cx.input();
+                        let limit = Quota::per_second(s.quota.events_per_sec)
+                            .and_then(|q| q.allow_burst(s.quota.burst))
+                            .map_err(StepError::permanent)?;
                         d.allocate_once(&s.tenant, s.quota, Some(cx.idempotency_key()))
                             .map_err(StepError::permanent)?;
+                        // The allocation takes effect: the engine's rate limit for the
+                        // tenant from its next batch.
+                        e.set_tenant_quota(&s.tenant, Some(limit));
                         Ok(s.tenant.clone())
                     }
                 },
                 move |_cx, tenant: String| {
-                    let d = d4.clone();
+                    let (d, e) = (d4.clone(), e2.clone());
                     async move {
+                        e.set_tenant_quota(&tenant, None);
                         d.release(&tenant);
                         Ok(())
                     }

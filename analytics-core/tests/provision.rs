@@ -80,6 +80,11 @@ async fn provisioning_completes_every_step() {
     assert_eq!(dir.retention("acme"), Some(Duration::from_secs(86_400)));
     assert_eq!(dir.quota("acme").map(|q| q.events_per_sec), Some(1_000));
     assert_eq!(dir.available(), 9_000);
+    let limit = alerts
+        .engine()
+        .tenant_quota("acme")
+        .expect("the engine enforces it");
+    assert_eq!(limit.burst(), dir.quota("acme").unwrap().burst);
     assert_eq!(rule_keys(&alerts).await, ["acme/a", "acme/b"]);
     let st = p.status("provision-acme").await.unwrap();
     assert_eq!(st.completed, ["retention", "rules", "quota"]);
@@ -165,6 +170,7 @@ async fn failing_at_quota_compensates_rules_and_retention() {
     assert_eq!(dir.retention("acme"), None);
     assert!(rule_keys(&alerts).await.is_empty());
     assert_eq!(dir.quota("acme"), None);
+    assert_eq!(alerts.engine().tenant_quota("acme"), None);
     assert_eq!(dir.available(), 500);
 }
 

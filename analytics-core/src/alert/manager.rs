@@ -311,6 +311,11 @@ impl fmt::Debug for AlertManager {
 }
 
 impl AlertManager {
+    /// The engine whose windows this manager evaluates.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
     /// A builder over `engine`, with in-memory stores and no sinks.
     pub fn builder(engine: Engine) -> AlertManagerBuilder {
         AlertManagerBuilder {
