@@ -10,10 +10,8 @@ use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
-use common::{Rng, T0, builder, clock, events};
-use weft_analytics::{
-    Aggregate, Batch, Compacted, Compactor, Durability, Engine, Query, Value, WindowSpec,
-};
+use common::{Rng, builder, cells, clock, events};
+use weft_analytics::{Batch, Compacted, Compactor, Durability, Engine, WindowSpec};
 use weft_saga::{MemoryJournal, Outcome};
 use weft_time::ManualClock;
 
@@ -28,26 +26,6 @@ fn durable(clock: &ManualClock, dir: &std::path::Path) -> Engine {
         .unwrap()
 }
 
-/// Count and sum per (host, window start) of the final windows.
-fn cells(engine: &Engine) -> BTreeMap<(String, i64), (u64, f64)> {
-    let q = Query::new("default", "latency", T0 - 3_600_000, T0 + 10 * 3_600_000)
-        .group_by("host")
-        .aggregates([Aggregate::Count, Aggregate::Sum]);
-    let mut m = BTreeMap::new();
-    for g in &engine.query(&q).unwrap().groups {
-        for p in &g.points {
-            let Value::Count(c) = p.values[0] else {
-                panic!("not a count: {:?}", p.values[0])
-            };
-            m.insert(
-                (g.group[0].clone(), p.start),
-                (c, p.values[1].as_f64().unwrap()),
-            );
-        }
-    }
-    m
-}
-
 /// A durable engine in `dir` holding some final windows; returns it and its cells.
 async fn filled(
     clock: &ManualClock,
@@ -59,7 +37,7 @@ async fn filled(
         engine.ingest(Batch::new(chunk.to_vec())).await.unwrap();
     }
     engine.flush(WAIT).await.unwrap();
-    let before = cells(&engine);
+    let before = cells(&engine, "latency", "host");
     assert!(!before.is_empty(), "the input closes some windows");
     (engine, before)
 }
@@ -72,7 +50,7 @@ async fn restarted(
     let engine = durable(clock, dir);
     engine.ready().await.unwrap();
     engine.flush(WAIT).await.unwrap();
-    let c = cells(&engine);
+    let c = cells(&engine, "latency", "host");
     engine.shutdown(WAIT).await;
     c
 }

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::{Rng, T0, builder, clock, events};
+use common::{Rng, T0, builder, cells, clock, events};
 use weft_analytics::{
     Ack, Aggregate, Batch, Durability, Engine, Error, Event, Query, Readiness, RejectReason,
     TimeMode, Value, WindowSpec,
@@ -17,27 +17,6 @@ use weft_analytics::{
 use weft_time::ManualClock;
 
 const WAIT: Duration = Duration::from_secs(10);
-
-/// Count and sum per (host, window start) of the final windows of `engine`.
-fn cells(engine: &Engine, metric: &str, dim: &str) -> BTreeMap<(String, i64), (u64, f64)> {
-    let q = Query::new("default", metric, T0 - 3_600_000, T0 + 10 * 3_600_000)
-        .group_by(dim)
-        .aggregates([Aggregate::Count, Aggregate::Sum]);
-    let r = engine.query(&q).unwrap();
-    let mut m = BTreeMap::new();
-    for g in &r.groups {
-        for p in &g.points {
-            let Value::Count(c) = p.values[0] else {
-                panic!("not a count: {:?}", p.values[0])
-            };
-            m.insert(
-                (g.group[0].clone(), p.start),
-                (c, p.values[1].as_f64().unwrap()),
-            );
-        }
-    }
-    m
-}
 
 fn durable_builder(
     clock: &ManualClock,

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, UNIX_EPOCH};
 
-use weft_analytics::{Engine, EngineBuilder, Event, TimeMode};
+use weft_analytics::{Aggregate, Engine, EngineBuilder, Event, Query, TimeMode, Value};
 use weft_time::ManualClock;
 
 /// The tests' epoch: 2023-11-14, so timestamps pass the engine's sanity checks.
@@ -92,4 +92,25 @@ pub fn events(rng: &mut Rng, n: usize, hosts: u64, gap: u64) -> Vec<Event> {
 
 pub fn approx_eq(a: f64, b: f64) -> bool {
     (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0)
+}
+
+/// Count and sum per (host, window start) of the final windows of `engine`.
+pub fn cells(engine: &Engine, metric: &str, dim: &str) -> BTreeMap<(String, i64), (u64, f64)> {
+    let q = Query::new("default", metric, T0 - 3_600_000, T0 + 10 * 3_600_000)
+        .group_by(dim)
+        .aggregates([Aggregate::Count, Aggregate::Sum]);
+    let r = engine.query(&q).unwrap();
+    let mut m = BTreeMap::new();
+    for g in &r.groups {
+        for p in &g.points {
+            let Value::Count(c) = p.values[0] else {
+                panic!("not a count: {:?}", p.values[0])
+            };
+            m.insert(
+                (g.group[0].clone(), p.start),
+                (c, p.values[1].as_f64().unwrap()),
+            );
+        }
+    }
+    m
 }
