@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::clock;
@@ -202,9 +203,10 @@ async fn recovery_after_a_crash_at_any_point_provisions_exactly_once() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("journal");
         let (directory, alerts, _) = setup(10_000);
+        let journal = Arc::new(FileJournal::open(&path, FsyncPolicy::EveryRecord).unwrap());
         {
-            let journal = FileJournal::open(&path, FsyncPolicy::EveryRecord).unwrap();
-            let p = Provisioner::new(directory.clone(), alerts.clone(), journal).unwrap();
+            let p =
+                Provisioner::new(directory.clone(), alerts.clone(), Arc::clone(&journal)).unwrap();
             let mut run =
                 Box::pin(p.provision(spec(vec![rule("a", "ops"), rule("b", "ops")], 1_000)));
             for _ in 0..polls {
@@ -220,11 +222,14 @@ async fn recovery_after_a_crash_at_any_point_provisions_exactly_once() {
             }
             // Dropped here: the orchestrator "crashes" wherever it was.
         }
-        // A write the dead orchestrator handed to the blocking pool may still land, as
-        // after a real crash a write may or may not have reached the disk; waiting a
-        // little keeps it from racing the new journal's open. Either way the tenant
-        // must end provisioned once.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        // A write the dead orchestrator handed to the blocking pool may still land (as
+        // after a real crash a write may or may not have reached the disk): let it
+        // finish before the new journal opens the file. Either way the tenant must end
+        // provisioned once.
+        while journal.is_writing() {
+            tokio::task::yield_now().await;
+        }
+        drop(journal);
         let journal = FileJournal::open(&path, FsyncPolicy::EveryRecord).unwrap();
         let p = Provisioner::new(directory.clone(), alerts.clone(), journal).unwrap();
         let recovered = p.orchestrator().recover().await.unwrap();

@@ -223,6 +223,27 @@ impl FileJournal {
         Ok(())
     }
 
+    /// Whether queued records are being written now. With a syncing policy the write
+    /// runs on tokio's blocking pool and may outlive the future that appended; wait
+    /// until this is false before another process or journal opens the same file.
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), weft_saga::Error> {
+    /// use weft_saga::{Event, FileJournal, FsyncPolicy, Journal, Record};
+    /// let dir = tempfile::tempdir()?;
+    /// let j = FileJournal::open(dir.path().join("j"), FsyncPolicy::Batch)?;
+    /// j.append(Record::new("t", 0, Event::SagaCompleted)).await?;
+    /// while j.is_writing() {
+    ///     tokio::task::yield_now().await;
+    /// }
+    /// assert_eq!(j.stats().records, 1);
+    /// # Ok(()) }
+    /// ```
+    pub fn is_writing(&self) -> bool {
+        self.shared.queue.lock().flushing
+    }
+
     /// Records, writes and syncs since the journal was opened.
     ///
     /// ```
