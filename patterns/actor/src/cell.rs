@@ -228,13 +228,17 @@ pub(crate) async fn run_instance<A: Actor>(
             // start of the next (plus one pop): one clock read per message instead of
             // two. After a wait, the clock is read afresh.
             let last_end = handoff.take();
-            let (item, start_hint) = match inner.mailbox.try_recv() {
-                Some(item) => (item, last_end),
-                None => match inner.mailbox.recv().await {
-                    Some(item) => (item, None),
-                    None => break StopReason::Normal, // closed and drained
-                },
+            let mut waited = false;
+            let received = poll_fn(|cx| {
+                let p = inner.mailbox.poll_recv(cx);
+                waited |= p.is_pending();
+                p
+            })
+            .await;
+            let Some(item) = received else {
+                break StopReason::Normal; // closed and drained
             };
+            let start_hint = if waited { None } else { last_end };
             match item {
                 Item::Signal(Signal::Stop) => break StopReason::Normal,
                 Item::Signal(Signal::Kill) => {

@@ -224,6 +224,7 @@ impl<T, S> Mailbox<T, S> {
 
     /// Takes the next item: a signal first, else a message. `None` means nothing is
     /// queued now.
+    #[cfg(any(test, loom))]
     pub(crate) fn try_recv(&self) -> Option<Item<T, S>> {
         let mut st = self.state.lock();
         let (item, sender) = self.pop(&mut st);
@@ -279,6 +280,7 @@ impl<T, S> Mailbox<T, S> {
     }
 
     /// Waits for the next item (see [`Mailbox::poll_recv`]).
+    #[cfg(loom)]
     pub(crate) async fn recv(&self) -> Option<Item<T, S>> {
         poll_fn(|cx| self.poll_recv(cx)).await
     }
