@@ -6,19 +6,19 @@ use std::time::Duration;
 
 use compact_str::CompactString;
 use weft_actor::{
-    ActorRef, ChildSpec, Overflow as MailboxOverflow, Restart, SendError, SpawnOptions, Strategy,
-    Supervisor, System,
+    ActorMetrics, ActorRef, ChildSpec, Overflow as MailboxOverflow, Restart, SendError,
+    SpawnOptions, Strategy, Supervisor, System,
 };
 use weft_cqrs::ProjectionHandle;
 use weft_ratelimit::{KeyedLimiter, Quota, RateLimiter};
 use weft_reactive::{Overflow as StreamOverflow, Receiver};
 use weft_sync::CachePadded;
 use weft_sync::Mutex;
-use weft_sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use weft_sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use weft_time::{Clock, SystemClock};
 
 use crate::agg::AggregateConfig;
-use crate::error::{Error, IngestError, RejectReason};
+use crate::error::{Error, IngestError, RejectReason, shard_unanswered};
 use crate::event::{Batch, Limits, MAX_SPAN, SeriesKey, millis, now_ms, series_hash};
 use crate::log::CellLog;
 use crate::metrics::{Counters, EngineMetrics};
@@ -349,6 +349,7 @@ impl EngineBuilder {
             limiter,
             source_limiter,
             tenant_quotas: Mutex::new(std::collections::HashMap::new()),
+            own_quotas: AtomicUsize::new(0),
             clock: self.clock,
             watermarks: Mutex::new(Watermarks::new(ooo, idle)),
             counters,
@@ -415,6 +416,9 @@ pub(crate) struct Inner {
     /// Tenants with a quota of their own (`Engine::set_tenant_quota`), in place of
     /// `limiter`'s shared per-tenant quota.
     tenant_quotas: Mutex<std::collections::HashMap<CompactString, Arc<TenantLimiter>>>,
+    /// How many tenants have a quota of their own: while none has, ingest does not
+    /// take the `tenant_quotas` lock.
+    own_quotas: AtomicUsize,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) watermarks: Mutex<Watermarks>,
     counters: Arc<Counters>,
@@ -589,6 +593,8 @@ impl Engine {
                 quotas.remove(tenant);
             }
         }
+        // Written under the lock, so the count matches the map it guards.
+        self.inner.own_quotas.store(quotas.len(), Ordering::Release);
     }
 
     /// `tenant`'s own quota, if [`set_tenant_quota`](Self::set_tenant_quota) gave it one.
@@ -748,7 +754,13 @@ impl Inner {
     /// it has spent those source cells (GCRA cells cannot be handed back).
     fn admit(&self, batch: &Batch, valid: usize) -> Result<(), Error> {
         let n = u32::try_from(valid).unwrap_or(u32::MAX);
-        let own = self.tenant_quotas.lock().get(&batch.tenant).cloned();
+        // Acquire pairs with `set_tenant_quota`'s release: a quota set before this
+        // batch was admitted is seen.
+        let own = if self.own_quotas.load(Ordering::Acquire) == 0 {
+            None
+        } else {
+            self.tenant_quotas.lock().get(&batch.tenant).cloned()
+        };
         let bursts = [
             self.source_limiter.as_ref().map(|l| l.quota().burst()),
             match &own {
@@ -794,8 +806,7 @@ impl Inner {
     }
 
     /// How long until `shard`'s queue has likely drained by one batch.
-    fn retry_after(&self, shard: &ActorRef<Shard>) -> Duration {
-        let m = shard.metrics();
+    fn retry_after(m: &ActorMetrics) -> Duration {
         let per_batch = m.latency_mean().max(Duration::from_micros(100));
         per_batch * u32::try_from(m.mailbox_len.saturating_sub(m.mailbox_capacity) + 1).unwrap_or(1)
     }
@@ -821,7 +832,7 @@ impl Inner {
                 }
                 let m = s.metrics();
                 if m.mailbox_len >= m.mailbox_capacity {
-                    let retry_after = self.retry_after(s);
+                    let retry_after = Self::retry_after(&m);
                     return Err(self.refuse(Error::Busy { retry_after }, batch));
                 }
             }
@@ -990,12 +1001,7 @@ impl Inner {
     }
 
     pub(crate) async fn flush(&self, timeout: Duration) -> Result<(), Error> {
-        for s in &self.shards {
-            s.ask(Barrier, timeout).await.map_err(|e| match e {
-                weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
-                _ => Error::Closed,
-            })?;
-        }
+        self.barrier(timeout).await?;
         let head = self.log.head();
         self.store
             .wait_for(head, timeout)
@@ -1005,6 +1011,22 @@ impl Inner {
                 _ => Error::Closed,
             })?;
         Ok(())
+    }
+}
+
+impl Inner {
+    /// Asks every shard for a barrier (each answers once it has placed everything sent
+    /// before) and returns the lowest shard watermark.
+    pub(crate) async fn barrier(&self, timeout: Duration) -> Result<i64, Error> {
+        let mut wm = i64::MAX;
+        for s in &self.shards {
+            let (w, _) = s
+                .ask(Barrier, timeout)
+                .await
+                .map_err(shard_unanswered(timeout))?;
+            wm = wm.min(w);
+        }
+        Ok(wm)
     }
 }
 

@@ -207,3 +207,12 @@ impl fmt::Display for RejectReason {
         f.write_str(self.as_str())
     }
 }
+
+/// The error for a shard that did not answer an ask: [`Error::Timeout`] with `timeout`
+/// if the ask timed out, else [`Error::Closed`] (the shard is gone).
+pub(crate) fn shard_unanswered<M>(timeout: Duration) -> impl Fn(weft_actor::AskError<M>) -> Error {
+    move |e| match e {
+        weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
+        _ => Error::Closed,
+    }
+}

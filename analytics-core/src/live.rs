@@ -21,7 +21,7 @@ use std::time::Duration;
 use weft_reactive::{Overflow, Receiver, StageMetrics, Subject};
 
 use crate::engine::{Engine, Inner};
-use crate::error::Error;
+use crate::error::{Error, shard_unanswered};
 use crate::query::{Query, QueryResult};
 use crate::shard::{Barrier, Partials};
 use crate::store::{Row, fold, group_of};
@@ -144,10 +144,7 @@ async fn round(
         let (w, _) = s
             .ask(Barrier, timeout.max(Duration::from_secs(1)))
             .await
-            .map_err(|e| match e {
-                weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
-                _ => Error::Closed,
-            })?;
+            .map_err(shard_unanswered(timeout))?;
         wm = wm.min(w);
     }
     let mut updates = Vec::with_capacity(2);
@@ -190,10 +187,7 @@ pub(crate) async fn open_windows(
         let part = s
             .ask(Partials(Arc::clone(q)), timeout)
             .await
-            .map_err(|e| match e {
-                weft_actor::AskError::Timeout(_) => Error::Timeout(timeout),
-                _ => Error::Closed,
-            })?;
+            .map_err(shard_unanswered(timeout))?;
         cells.extend(part);
     }
     let rows: Vec<Row<'_>> = cells

@@ -36,7 +36,7 @@ use weft_sync::atomic::Ordering;
 
 use crate::durable::Durable;
 use crate::engine::{Engine, Inner};
-use crate::error::Error;
+use crate::error::{Error, shard_unanswered};
 use crate::shard::Export;
 
 /// The snapshot file format version.
@@ -170,22 +170,24 @@ impl Durable {
     }
 }
 
+/// The engine's durable state, or a configuration error saying that `what` (e.g.
+/// "snapshots need") a durable engine.
+fn durable<'a>(inner: &'a Inner, what: &str) -> Result<&'a Durable, Error> {
+    inner
+        .durable
+        .as_ref()
+        .ok_or_else(|| Error::Config(format!("{what} a durable engine (EngineBuilder::durable)")))
+}
+
 /// Takes a snapshot (see the module docs).
 pub(crate) async fn take(inner: &Inner) -> Result<SnapshotInfo, Error> {
-    let Some(d) = &inner.durable else {
-        return Err(Error::Config(
-            "snapshots need a durable engine (EngineBuilder::durable)".into(),
-        ));
-    };
+    let d = durable(inner, "snapshots need")?;
     let guard = d.order().await;
     d.check_ready()?;
     inner.flush(WAIT).await?;
     let mut shards = Vec::with_capacity(inner.shards.len());
     for s in &inner.shards {
-        let state = s.ask(Export, WAIT).await.map_err(|e| match e {
-            weft_actor::AskError::Timeout(_) => Error::Timeout(WAIT),
-            _ => Error::Closed,
-        })?;
+        let state = s.ask(Export, WAIT).await.map_err(shard_unanswered(WAIT))?;
         shards.push(state.map_err(|e| Error::Log(format!("encoding a shard: {e}")))?);
     }
     let store = inner.store.query(|s| s.export())?;
@@ -312,11 +314,7 @@ impl Engine {
     /// [`Error::Config`] for an in-memory engine or before any snapshot,
     /// [`Error::Log`] if the snapshot file is gone or a segment cannot be deleted.
     pub async fn compact_log(&self) -> Result<usize, Error> {
-        let Some(d) = &self.inner.durable else {
-            return Err(Error::Config(
-                "log compaction needs a durable engine (EngineBuilder::durable)".into(),
-            ));
-        };
+        let d = durable(&self.inner, "log compaction needs")?;
         let Some(info) = d.last_snapshot.lock().clone() else {
             return Err(Error::Config(
                 "no snapshot yet: take one (Engine::snapshot) before compacting the log".into(),
@@ -345,12 +343,7 @@ impl Engine {
     /// Deletes the log segments wholly below `position`, without checking a snapshot
     /// (the compaction saga verifies it as a step of its own); returns how many.
     pub(crate) async fn truncate_log_before(&self, position: u64) -> Result<usize, Error> {
-        let Some(d) = &self.inner.durable else {
-            return Err(Error::Config(
-                "log compaction needs a durable engine (EngineBuilder::durable)".into(),
-            ));
-        };
-        compact(d, position).await
+        compact(durable(&self.inner, "log compaction needs")?, position).await
     }
 
     /// The last snapshot this engine wrote or started from, if any.

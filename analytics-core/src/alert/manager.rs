@@ -33,7 +33,6 @@ use super::rule::{AlertRule, ChangeRule, CreateRule, DeleteRule, RuleEvent, Rule
 use super::state::{AlertEvent, AlertState, AlertStatus, Observe, ObservedWindow};
 use crate::Error;
 use crate::engine::Engine;
-use crate::shard::Barrier;
 use crate::webhook::{Notification, Notifier};
 use crate::window::{WindowKind, pane_of};
 
@@ -514,14 +513,7 @@ impl AlertManager {
         let _round = inner.round.lock().await;
         let engine = &inner.engine.inner;
         let timeout = inner.timeout;
-        let mut wm = i64::MAX;
-        for s in &engine.shards {
-            let (w, _) = s.ask(Barrier, timeout).await.map_err(|e| match e {
-                weft_actor::AskError::Timeout(_) => crate::Error::Timeout(timeout),
-                _ => crate::Error::Closed,
-            })?;
-            wm = wm.min(w);
-        }
+        let wm = engine.barrier(timeout).await?;
         let mut report = EvalReport {
             watermark: wm,
             ..EvalReport::default()
