@@ -526,9 +526,7 @@ impl Inner {
                     .await?;
                 bump(&self.counters.resumed);
                 tracing::info!(saga = %def.name, saga_id, "dead-lettered saga resumed");
-                replay.phase = Phase::Compensating;
-                replay.comp_failures.clear();
-                replay.comp_attempts.clear();
+                replay.resumed();
             }
             _ => {
                 bump(&self.counters.recovered);
@@ -722,10 +720,7 @@ impl Drive<'_> {
             tracing::debug!(step = %step.name, attempt, "step attempt");
             let fut = (step.action)(self.ctx(&step.name, key.clone(), attempt, outputs));
             let saga_left = deadline.map(|d| d.remaining(clock));
-            let limit = match (step.timeout, saga_left) {
-                (Some(t), Some(s)) => Some(t.min(s)),
-                (t, s) => t.or(s),
-            };
+            let limit = [step.timeout, saga_left].into_iter().flatten().min();
             let result = match limit {
                 None => fut.await,
                 Some(limit) => match tokio::time::timeout(limit, fut).await {

@@ -203,6 +203,14 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
+    /// A dead-lettered saga resumed: compensation starts again with a fresh budget
+    /// (the `SagaResumed` record, replayed or just appended).
+    pub(crate) fn resumed(&mut self) {
+        self.phase = Phase::Compensating;
+        self.comp_failures.clear();
+        self.comp_attempts.clear();
+    }
+
     /// Folds `records` (all of one instance, in order). `def`, when given, is checked
     /// against them.
     pub(crate) fn fold(
@@ -316,11 +324,7 @@ impl Replay {
                         error: error.clone(),
                     };
                 }
-                Event::SagaResumed => {
-                    r.phase = Phase::Compensating;
-                    r.comp_failures.clear();
-                    r.comp_attempts.clear();
-                }
+                Event::SagaResumed => r.resumed(),
                 Event::SagaResolved { note } => {
                     r.phase = Phase::Finished(Outcome::Resolved { note: note.clone() });
                 }

@@ -31,6 +31,7 @@
 //! one ([`Error::JournalFailed`]): the file may end in a partial frame, which the next
 //! open cuts off.
 
+use std::collections::VecDeque;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -138,7 +139,7 @@ pub struct FileJournalStats {
 
 #[derive(Debug, Default)]
 struct Queue {
-    pending: Vec<Pending>,
+    pending: VecDeque<Pending>,
     /// Whether a flusher is running; the appender that sets it runs the next one.
     flushing: bool,
     /// Set by a failed write: every later append fails with it.
@@ -278,18 +279,24 @@ impl Shared {
                     return;
                 }
                 match self.policy {
-                    FsyncPolicy::EveryRecord => vec![q.pending.remove(0)],
-                    FsyncPolicy::Batch | FsyncPolicy::Never => std::mem::take(&mut q.pending),
+                    FsyncPolicy::EveryRecord => q.pending.pop_front().into_iter().collect(),
+                    FsyncPolicy::Batch | FsyncPolicy::Never => q.pending.drain(..).collect(),
                 }
             };
-            let mut bytes = Vec::with_capacity(batch.iter().map(|p| p.frame.len()).sum());
-            for p in &batch {
-                bytes.extend_from_slice(&p.frame);
-            }
+            // One frame (always under `EveryRecord`) is written as it is; several are
+            // gathered into one write.
+            let gathered: Vec<u8>;
+            let bytes: &[u8] = match batch.as_slice() {
+                [one] => &one.frame,
+                many => {
+                    gathered = many.iter().flat_map(|p| p.frame.iter().copied()).collect();
+                    &gathered
+                }
+            };
             let written: io::Result<()> = {
                 let mut file = self.file.lock();
                 self.writes.fetch_add(1, Ordering::Relaxed);
-                file.write_all(&bytes).and_then(|()| match self.policy {
+                file.write_all(bytes).and_then(|()| match self.policy {
                     FsyncPolicy::Never => Ok(()),
                     _ => {
                         self.syncs.fetch_add(1, Ordering::Relaxed);
@@ -339,7 +346,7 @@ impl Journal for FileJournal {
             if let Some(failed) = &q.failed {
                 return Err(Error::JournalFailed(failed.clone()));
             }
-            q.pending.push(Pending {
+            q.pending.push_back(Pending {
                 frame,
                 record,
                 done,

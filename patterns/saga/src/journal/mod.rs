@@ -261,10 +261,12 @@ impl Index {
             }
             _ => {}
         }
-        self.by_saga
-            .entry(record.saga_id.clone())
-            .or_default()
-            .push(record);
+        match self.by_saga.get_mut(&record.saga_id) {
+            Some(records) => records.push(record),
+            None => {
+                self.by_saga.insert(record.saga_id.clone(), vec![record]);
+            }
+        }
     }
 
     pub(crate) fn load(&self, saga_id: &str) -> Vec<Record> {
