@@ -21,7 +21,7 @@ pub(crate) type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 pub(crate) type AnyInput = Arc<dyn Any + Send + Sync>;
 type ErasedAction = Arc<dyn Fn(ErasedCtx) -> BoxFuture<Result<Value, StepError>> + Send + Sync>;
 type ErasedCompensation =
-    Arc<dyn Fn(ErasedCtx, Value) -> BoxFuture<Result<(), StepError>> + Send + Sync>;
+    Arc<dyn Fn(ErasedCtx, &Value) -> BoxFuture<Result<(), StepError>> + Send + Sync>;
 type DecodeInput = fn(&Value) -> Result<AnyInput, String>;
 
 /// What the orchestrator hands an action or compensation, before the input is typed.
@@ -328,9 +328,9 @@ where
         })
     });
     let compensation = compensation.map(|c| {
-        Arc::new(move |cx: ErasedCtx, output: Value| {
+        Arc::new(move |cx: ErasedCtx, output: &Value| {
             let fut = cx.typed::<I>().and_then(|cx| {
-                let out = O::deserialize(&output).map_err(|e| {
+                let out = O::deserialize(output).map_err(|e| {
                     StepError::permanent(format!(
                         "the journaled output does not decode as the step's output type: {e}"
                     ))

@@ -848,7 +848,7 @@ impl Drive<'_> {
         let Some(compensation) = &step.compensation else {
             return Ok(StepEnd::Done(Value::Null));
         };
-        let output = outputs.get(&step.name).cloned().unwrap_or(Value::Null);
+        let output = outputs.get(&step.name).unwrap_or(&Value::Null);
         let policy = self.def.compensation_retry;
         let key = format!("{}/{}/compensate", self.id, step.name);
         let mut rng = Rng::new();
@@ -862,10 +862,7 @@ impl Drive<'_> {
             .await?;
             bump(&self.inner.counters.compensation_attempts);
             tracing::debug!(step = %step.name, attempt, "compensation attempt");
-            let fut = compensation(
-                self.ctx(&step.name, key.clone(), attempt, outputs),
-                output.clone(),
-            );
+            let fut = compensation(self.ctx(&step.name, key.clone(), attempt, outputs), output);
             let result = match step.timeout {
                 None => fut.await,
                 Some(limit) => tokio::time::timeout(limit, fut).await.unwrap_or_else(|_| {
