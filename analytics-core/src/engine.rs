@@ -673,6 +673,8 @@ impl Inner {
         self.log.head()
     }
 
+    /// Validates a batch against the limits at the engine clock (stamping it first in
+    /// processing-time mode) and prepares it.
     fn check(&self, batch: &mut Batch) -> Prepared {
         let now = now_ms(self.clock.as_ref());
         if self.time == TimeMode::ProcessingTime {
@@ -680,57 +682,40 @@ impl Inner {
                 e.ts = now;
             }
         }
-        let n = self.shards.len() as u64;
-        let skip = self.cfg.top_k_dim.as_deref();
-        let mut report = IngestReport::default();
-        let mut hashes = Vec::with_capacity(batch.events.len());
-        let mut targets = vec![false; self.shards.len()];
-        let mut max_ts: Option<i64> = None;
-        for (index, e) in batch.events.iter().enumerate() {
-            match self.limits.check(e, now) {
-                Ok(()) => {
-                    let h = series_hash(&batch.tenant, e, skip);
-                    targets[shard_of(h, n)] = true;
-                    hashes.push(Some(h));
-                    max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
-                    report.accepted += 1;
-                }
-                Err(reason) => {
-                    hashes.push(None);
-                    report.rejected.push(Rejected { index, reason });
-                }
-            }
-        }
-        Prepared {
-            report,
-            hashes,
-            targets,
-            max_ts,
-        }
+        self.prepare(batch, Some(now))
     }
 
     /// Prepares a batch that was validated when it was first ingested (one read back
     /// from the durable log): every event counts.
     pub(crate) fn prepare_trusted(&self, batch: &Batch) -> Prepared {
+        self.prepare(batch, None)
+    }
+
+    /// Hashes each event's series and marks the shards the batch goes to. With
+    /// `validate_at` (the engine clock), an event the limits refuse is rejected by
+    /// index; without, every event counts.
+    fn prepare(&self, batch: &Batch, validate_at: Option<i64>) -> Prepared {
         let n = self.shards.len() as u64;
         let skip = self.cfg.top_k_dim.as_deref();
+        let bounds = validate_at.map(|now| self.limits.ts_bounds(now));
+        let mut report = IngestReport::default();
+        let mut hashes = Vec::with_capacity(batch.events.len());
         let mut targets = vec![false; self.shards.len()];
         let mut max_ts: Option<i64> = None;
-        let hashes = batch
-            .events
-            .iter()
-            .map(|e| {
-                let h = series_hash(&batch.tenant, e, skip);
-                targets[shard_of(h, n)] = true;
-                max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
-                Some(h)
-            })
-            .collect();
+        for (index, e) in batch.events.iter().enumerate() {
+            if let Some(Err(reason)) = bounds.map(|b| self.limits.check_within(e, b)) {
+                hashes.push(None);
+                report.rejected.push(Rejected { index, reason });
+                continue;
+            }
+            let h = series_hash(&batch.tenant, e, skip);
+            targets[shard_of(h, n)] = true;
+            hashes.push(Some(h));
+            max_ts = Some(max_ts.map_or(e.ts, |m| m.max(e.ts)));
+            report.accepted += 1;
+        }
         Prepared {
-            report: IngestReport {
-                accepted: batch.events.len(),
-                rejected: Vec::new(),
-            },
+            report,
             hashes,
             targets,
             max_ts,

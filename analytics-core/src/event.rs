@@ -302,7 +302,28 @@ impl Limits {
     }
 
     /// Checks one event against the limits, with `now_ms` the engine clock.
+    #[cfg(test)]
     pub(crate) fn check(&self, e: &Event, now_ms: i64) -> Result<(), RejectReason> {
+        self.check_within(e, self.ts_bounds(now_ms))
+    }
+
+    /// The accepted timestamps `(oldest, newest)` at `now_ms`: whatever the limits,
+    /// they stay within ±2^60 ms (±36 million years), so window arithmetic can never
+    /// overflow. Computed once per batch.
+    pub(crate) fn ts_bounds(&self, now_ms: i64) -> (i64, i64) {
+        (
+            now_ms.saturating_sub(millis(self.max_past)).max(-MAX_TS),
+            now_ms.saturating_add(millis(self.max_future)).min(MAX_TS),
+        )
+    }
+
+    /// Checks one event against the limits, with `(oldest, newest)` from
+    /// [`ts_bounds`](Self::ts_bounds).
+    pub(crate) fn check_within(
+        &self,
+        e: &Event,
+        (oldest, newest): (i64, i64),
+    ) -> Result<(), RejectReason> {
         if !e.value.is_finite() {
             return Err(RejectReason::NonFiniteValue);
         }
@@ -317,19 +338,17 @@ impl Limits {
                 return Err(RejectReason::DimensionTooLong);
             }
         }
-        // Whatever the limits, timestamps stay within ±2^60 ms (±36 million years), so
-        // window arithmetic can never overflow.
-        if e.ts > now_ms.saturating_add(millis(self.max_future)).min(MAX_TS) {
+        if e.ts > newest {
             return Err(RejectReason::TimestampInFuture);
         }
-        if e.ts < now_ms.saturating_sub(millis(self.max_past)).max(-MAX_TS) {
+        if e.ts < oldest {
             return Err(RejectReason::TimestampTooOld);
         }
         Ok(())
     }
 }
 
-/// The largest accepted |timestamp| in ms (see [`Limits::check`]).
+/// The largest accepted |timestamp| in ms (see [`Limits::ts_bounds`]).
 pub(crate) const MAX_TS: i64 = 1 << 60;
 
 /// The longest window, gap or lateness in ms (about 34 years): with `MAX_TS`, window
