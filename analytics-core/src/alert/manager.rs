@@ -16,7 +16,7 @@
 //!    and every transition; firing and resolving notify the rule's sinks.
 
 use std::any::Any;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -530,10 +530,8 @@ impl AlertManager {
         let rules = self.rules().await?;
         // Forget the progress of deleted rules (their state stays in the store: a rule
         // created again under the same key goes on from it).
-        inner
-            .through
-            .lock()
-            .retain(|k, _| rules.iter().any(|r| &r.key() == k));
+        let keys: HashSet<String> = rules.iter().map(AlertRule::key).collect();
+        inner.through.lock().retain(|k, _| keys.contains(k));
         // Windows on a grid (tumbling, hopping): (size, slide) in ms.
         let grid = match engine.cfg.spec.kind {
             WindowKind::Panes { size, slide } => Some((size, slide)),
