@@ -9,6 +9,10 @@
 //! group `<pattern>/<workload>`, function `weft` for ours or the peer's name, value appended
 //! to the workload.
 //!
+//! Extra figures a bench (or `cargo xtask loadtest`) wrote to
+//! `<criterion dir>/weft-metrics/<pattern>.json` become a table in their pattern's section;
+//! a pattern that has only such figures (`platform`) gets a section of its own.
+//!
 //! The report has one section per pattern between `<!-- pattern:NAME -->` and
 //! `<!-- /pattern:NAME -->` markers. A pattern that has no data in this run keeps its
 //! section from the previous `BENCHMARKS.md` verbatim (with its own "measured" line), so
@@ -390,9 +394,11 @@ fn generate(criterion_dir: &Path, out_path: &Path, machine: &Machine) -> Result<
         ));
     }
     let measurements = collect(criterion_dir)?;
-    if measurements.is_empty() {
+    let extras = collect_metrics(criterion_dir)?;
+    if measurements.is_empty() && extras.is_empty() {
         return Err(format!(
-            "no benchmark results (`new/benchmark.json`) under {}: run `cargo bench` first",
+            "no benchmark results (`new/benchmark.json` or `weft-metrics/*.json`) under {}: \
+             run `cargo bench` first (or `cargo xtask loadtest` for the platform's figures)",
             criterion_dir.display()
         ));
     }
@@ -401,18 +407,29 @@ fn generate(criterion_dir: &Path, out_path: &Path, machine: &Machine) -> Result<
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => return Err(format!("could not read {}: {e}", out_path.display())),
     };
-    let extras = collect_metrics(criterion_dir)?;
     let (report, kept) = render_report(&measurements, machine, previous.as_deref(), &extras);
     std::fs::write(out_path, report)
         .map_err(|e| format!("could not write {}: {e}", out_path.display()))?;
     let mut patterns: Vec<&str> = measurements.iter().map(|m| m.pattern.as_str()).collect();
     patterns.dedup();
-    let mut summary = format!(
-        "{} result(s) in {} pattern(s): {}",
-        measurements.len(),
-        patterns.len(),
-        patterns.join(", ")
-    );
+    let metrics_only: Vec<&str> = extras
+        .keys()
+        .map(String::as_str)
+        .filter(|p| !patterns.contains(p))
+        .collect();
+    let mut parts = Vec::new();
+    if !measurements.is_empty() {
+        parts.push(format!(
+            "{} result(s) in {} pattern(s): {}",
+            measurements.len(),
+            patterns.len(),
+            patterns.join(", ")
+        ));
+    }
+    if !metrics_only.is_empty() {
+        parts.push(format!("metrics only: {}", metrics_only.join(", ")));
+    }
+    let mut summary = parts.join("; ");
     if !kept.is_empty() {
         let _ = write!(
             summary,
@@ -511,9 +528,18 @@ struct Metric {
     unit: String,
 }
 
+/// One pattern's extra measurements, rendered.
+#[derive(Debug, Clone, PartialEq)]
+struct Extra {
+    /// The markdown table of the metrics.
+    table: String,
+    /// When the metrics file was written, if known.
+    measured: Option<SystemTime>,
+}
+
 /// Reads every `weft-metrics/<pattern>.json` under `criterion_dir` and renders each
 /// pattern's metrics as a markdown table, keyed by pattern.
-fn collect_metrics(criterion_dir: &Path) -> Result<BTreeMap<String, String>, String> {
+fn collect_metrics(criterion_dir: &Path) -> Result<BTreeMap<String, Extra>, String> {
     let dir = criterion_dir.join("weft-metrics");
     let mut out = BTreeMap::new();
     let Ok(entries) = std::fs::read_dir(&dir) else {
@@ -532,17 +558,25 @@ fn collect_metrics(criterion_dir: &Path) -> Result<BTreeMap<String, String>, Str
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let metrics: Vec<Metric> = serde_json::from_str(&text)
             .map_err(|e| format!("invalid metrics file {}: {e}", path.display()))?;
-        out.insert(pattern.to_owned(), render_metrics(&metrics));
+        let measured = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        out.insert(
+            pattern.to_owned(),
+            Extra {
+                table: render_metrics(&metrics),
+                measured,
+            },
+        );
     }
     Ok(out)
 }
 
-/// The "other measurements" table of one pattern.
+/// The intro of the metrics table in a section that also has criterion timings.
+const OTHER_MEASUREMENTS: &str =
+    "\nOther measurements (recorded by the bench beside its timings):\n\n";
+
+/// The metrics table of one pattern.
 fn render_metrics(metrics: &[Metric]) -> String {
-    let mut out = String::from(
-        "\nOther measurements (recorded by the bench beside its timings):\n\n\
-         | workload | implementation | value |\n|:---|:---|---:|\n",
-    );
+    let mut out = String::from("| workload | implementation | value |\n|:---|:---|---:|\n");
     for m in metrics {
         let name = if m.implementation == OURS {
             format!("**{OURS}**")
@@ -566,14 +600,37 @@ fn render_metrics(metrics: &[Metric]) -> String {
     out
 }
 
+/// The section of a pattern that has extra measurements but no criterion timings (the
+/// platform's load test): heading, measured line (dated by the metrics file), the table.
+fn render_metrics_section(pattern: &str, extra: &Extra, machine: &Machine) -> String {
+    let date = extra
+        .measured
+        .map_or_else(|| machine.date.clone(), format_utc);
+    format!(
+        "<!-- pattern:{pattern} -->\n\
+         ## {pattern}\n\
+         \n\
+         _Measured {date} on {}, {}._\n\
+         \n\
+         Measured by its own run (not criterion), e.g. `cargo xtask loadtest` for \
+         `platform`; rows named `target` are the goals the figures are held to.\n\
+         \n\
+         {}<!-- /pattern:{pattern} -->\n",
+        machine.describe(),
+        machine.rustc(),
+        extra.table,
+    )
+}
+
 /// Renders the whole report: header, how-to-read, then one section per pattern in name
-/// order: freshly rendered for the patterns in `measurements`, kept verbatim from
-/// `previous` for the others. Returns the text and the names of the kept patterns.
+/// order: freshly rendered for the patterns in `measurements` (with their extra
+/// measurements) and for the patterns that only have extra measurements, kept verbatim
+/// from `previous` for the others. Returns the text and the names of the kept patterns.
 fn render_report(
     measurements: &[Measurement],
     machine: &Machine,
     previous: Option<&str>,
-    extras: &BTreeMap<String, String>,
+    extras: &BTreeMap<String, Extra>,
 ) -> (String, Vec<String>) {
     let mut by_pattern: BTreeMap<&str, Vec<&Measurement>> = BTreeMap::new();
     for m in measurements {
@@ -583,7 +640,7 @@ fn render_report(
     let mut sections: BTreeMap<&str, String> = BTreeMap::new();
     let mut kept = Vec::new();
     for (pattern, text) in &old_sections {
-        if !by_pattern.contains_key(pattern.as_str()) {
+        if !by_pattern.contains_key(pattern.as_str()) && !extras.contains_key(pattern) {
             sections.insert(pattern, text.clone());
             kept.push(pattern.clone());
         }
@@ -593,10 +650,15 @@ fn render_report(
         if let Some(extra) = extras.get(*pattern) {
             let end = format!("<!-- /pattern:{pattern} -->");
             if let Some(at) = text.rfind(&end) {
-                text.insert_str(at, extra);
+                text.insert_str(at, &format!("{OTHER_MEASUREMENTS}{}", extra.table));
             }
         }
         sections.insert(pattern, text);
+    }
+    for (pattern, extra) in extras {
+        if !by_pattern.contains_key(pattern.as_str()) {
+            sections.insert(pattern, render_metrics_section(pattern, extra, machine));
+        }
     }
 
     let mut out = String::new();
@@ -1184,6 +1246,76 @@ mod tests {
     }
 
     #[test]
+    fn metrics_only_patterns_get_their_own_kept_section() {
+        let dir = crate::TempDir::new("metrics-only");
+        let criterion = dir.0.join("criterion");
+        let metrics = criterion.join("weft-metrics");
+        std::fs::create_dir_all(&metrics).unwrap();
+        std::fs::write(
+            metrics.join("platform.json"),
+            r#"[{"workload":"ingest_per_server_core","implementation":"weft","value":612345.5,"unit":"events/s/core"},
+               {"workload":"ingest_per_server_core","implementation":"target","value":500000.0,"unit":"events/s/core"}]"#,
+        )
+        .unwrap();
+        let extras = collect_metrics(&criterion).unwrap();
+        assert!(extras["platform"].measured.is_some(), "dated by its file");
+
+        // An older report with a stale platform section and another pattern's section.
+        let old_rows = [m("lockfree", "mpmc", "weft", 1.0, None)];
+        let (mut previous, _) = render_report(
+            &old_rows,
+            &machine("2025-12-01 00:00 UTC"),
+            None,
+            &BTreeMap::new(),
+        );
+        previous.push_str(
+            "\n<!-- pattern:platform -->\n## platform\nstale\n<!-- /pattern:platform -->\n",
+        );
+
+        let mut undated = extras.clone();
+        undated.get_mut("platform").unwrap().measured = None;
+        let (report, kept) = render_report(
+            &[],
+            &machine("2026-03-03 00:00 UTC"),
+            Some(&previous),
+            &undated,
+        );
+        assert_eq!(kept, ["lockfree"]);
+        assert!(!report.contains("stale"), "{report}");
+        let sections = parse_sections(&report);
+        let platform = &sections["platform"];
+        assert!(platform.starts_with("<!-- pattern:platform -->\n## platform\n"));
+        assert!(platform.contains("_Measured 2026-03-03 00:00 UTC on 2 CPUs, Test CPU"));
+        assert!(
+            platform.contains("| ingest_per_server_core | **weft** | 612345.5 events/s/core |"),
+            "{platform}"
+        );
+        assert!(platform.contains("| ingest_per_server_core | `target` | 500000 events/s/core |"));
+        assert!(platform.ends_with("<!-- /pattern:platform -->\n"));
+        assert!(report.find("## lockfree").unwrap() < report.find("## platform").unwrap());
+
+        // A later run without the metrics file keeps the section verbatim.
+        let (later, kept) = render_report(
+            &old_rows,
+            &machine("2026-04-04 00:00 UTC"),
+            Some(&report),
+            &BTreeMap::new(),
+        );
+        assert_eq!(kept, ["platform"]);
+        assert!(later.contains(platform.as_str()));
+
+        // `generate` accepts a criterion directory that holds only metrics.
+        let out = dir.0.join("BENCHMARKS.md");
+        let summary = generate(&criterion, &out, &machine("d")).unwrap();
+        assert_eq!(summary, "metrics only: platform");
+        assert!(
+            std::fs::read_to_string(&out)
+                .unwrap()
+                .contains("<!-- /pattern:platform -->")
+        );
+    }
+
+    #[test]
     fn metrics_files_become_tables_in_their_section() {
         let dir = crate::TempDir::new("metrics");
         let metrics = dir.0.join("weft-metrics");
@@ -1195,7 +1327,7 @@ mod tests {
         )
         .unwrap();
         let extras = collect_metrics(&dir.0).unwrap();
-        let table = &extras["ratelimit"];
+        let table = &extras["ratelimit"].table;
         assert!(
             table.contains("| bytes_per_key | **weft** | 21 bytes/key |"),
             "{table}"

@@ -11,6 +11,8 @@
 //!   that contain `unsafe` code.
 //! - `bench-report`: turns criterion's output under `target/criterion` into
 //!   `BENCHMARKS.md` (see [`bench_report`]).
+//! - `loadtest [--quick] [--events N]`: the platform's load test on loopback (see
+//!   [`loadtest`]); a benchmark, not part of `test`.
 //! - `help`: the task list.
 //!
 //! # Benchmark naming conventions
@@ -35,6 +37,7 @@
 #![forbid(unsafe_code)]
 
 mod bench_report;
+mod loadtest;
 mod test;
 
 use std::ffi::OsString;
@@ -73,6 +76,22 @@ Tasks:
         table per pattern, Weft vs each peer, with the ratio. Sections of patterns that
         have no data in this run are kept from the previous BENCHMARKS.md.
         Bench ids: group `<pattern>/<workload>`, function `weft` (ours) or the peer's name.
+        Extra figures in <criterion dir>/weft-metrics/<pattern>.json (written by benches
+        and by `loadtest`) become tables; a pattern with only such figures (`platform`)
+        gets a section of its own.
+  loadtest [--quick] [--events N]
+        The platform's load test on loopback (Linux; a benchmark, not part of `test`):
+        builds `--example platform` and `--example client` in release, starts the
+        server with a fresh data dir and one tenant, and measures with the client:
+          1. max ingest: N pre-encoded events (default 3,000,000) in NDJSON batches
+             of 1000 over 4 connections, as fast as acknowledged; events/s, and
+             events per server CPU second (= events/s per server core)
+          2. p99 ack latency at half that rate
+          3. query p99 at 100 QPS while ingesting 100K events/s
+          4. peak server RSS at 100K events/s over 10K series (fresh server)
+        Prints each figure against the target of issue 15 (PASS/MISS) and writes
+        <target>/criterion/weft-metrics/platform.json for `bench-report`.
+        --quick: small counts and 3 s phases, a smoke run (nothing written).
   help
         This text.
 ";
@@ -112,6 +131,10 @@ fn main() -> ExitCode {
             }
             bench_report::run(&root)
         }
+        "loadtest" => match loadtest::parse_options(rest) {
+            Ok(options) => loadtest::run(&root, &options),
+            Err(message) => return usage_error(&message),
+        },
         other => return usage_error(&format!("unknown task `{other}`")),
     };
     match outcome {

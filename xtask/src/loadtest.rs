@@ -1,0 +1,1081 @@
+//! `cargo xtask loadtest`: the platform's load test, on loopback.
+//!
+//! Builds the server and the client (`cargo build --release --example platform --example
+//! client`), starts the server on an ephemeral port with a fresh data directory and one
+//! tenant with a random key, and runs the client (`--json`) through four phases:
+//!
+//! 1. **max ingest**: pre-encoded NDJSON batches of 1000 events over 4 connections, as
+//!    fast as the server acknowledges; events/s, and events per second of server CPU
+//!    (utime + stime from `/proc/<pid>/stat`), which is events/s per server core;
+//! 2. **ack latency**: the p99 of the acknowledgement at half the measured max rate;
+//! 3. **query latency**: `client query-load` at 100 queries/s while ingesting 100K
+//!    events/s;
+//! 4. **memory**: a fresh server ingesting 100K events/s over 10K series; its peak RSS
+//!    (`VmHWM`, and the largest `VmRSS` sampled, from `/proc/<pid>/status`).
+//!
+//! It prints the figures against the targets of issue 15 (PASS/MISS) and writes them to
+//! `<target>/criterion/weft-metrics/platform.json`, where `cargo xtask bench-report`
+//! picks them up for `BENCHMARKS.md` (not in `--quick` mode, whose figures are only a
+//! smoke test). The server is killed on every exit path (its guard's `Drop`).
+//!
+//! Linux only (it reads `/proc`), std only like the rest of the xtask.
+
+use std::collections::hash_map::RandomState;
+use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+/// The metric name the load test sends and queries.
+const METRIC: &str = "load.latency_ms";
+
+/// The tenant name the server is started with.
+const TENANT: &str = "load";
+
+/// How long the server may take to print its address and become ready.
+const STARTUP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The options of `cargo xtask loadtest`.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Options {
+    /// Small counts and short phases: a smoke run, figures not written.
+    quick: bool,
+    /// Events of the max-ingest phase, overriding the default.
+    events: Option<u64>,
+}
+
+/// Parses `--quick`, `--events N` / `--events=N`.
+pub(crate) fn parse_options(args: &[String]) -> Result<Options, String> {
+    let mut options = Options {
+        quick: false,
+        events: None,
+    };
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        let events = if arg == "--quick" {
+            options.quick = true;
+            continue;
+        } else if arg == "--events" {
+            args.next()
+                .ok_or("`--events` needs a number, e.g. `--events 2000000`")?
+                .as_str()
+        } else if let Some(n) = arg.strip_prefix("--events=") {
+            n
+        } else {
+            return Err(format!("unknown option `{arg}` for `cargo xtask loadtest`"));
+        };
+        let n: u64 = events
+            .replace('_', "")
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1000)
+            .ok_or_else(|| format!("`--events {events}`: give a whole number of at least 1000"))?;
+        options.events = Some(n);
+    }
+    Ok(options)
+}
+
+/// The sizes of the phases.
+#[derive(Debug, Clone, PartialEq)]
+struct Plan {
+    /// Events of the max-ingest phase.
+    max_events: u64,
+    /// Events per request.
+    batch: u64,
+    /// Connections of the ingest phases.
+    concurrency: u64,
+    /// Series of the max-ingest, latency and query phases.
+    series: u64,
+    /// Seconds of the ack-latency phase.
+    latency_secs: u64,
+    /// Seconds of the query phase.
+    query_secs: u64,
+    /// Queries per second of the query phase.
+    qps: u64,
+    /// Events/s ingested during the query phase and the memory phase.
+    steady_rate: u64,
+    /// Seconds of the memory phase.
+    memory_secs: u64,
+    /// Series of the memory phase.
+    memory_series: u64,
+}
+
+impl Plan {
+    /// The full plan, or the `--quick` one; `events` overrides the max-ingest count.
+    fn new(options: &Options) -> Plan {
+        let (max_events, secs) = if options.quick {
+            (200_000, 3)
+        } else {
+            (3_000_000, 10)
+        };
+        Plan {
+            max_events: options.events.unwrap_or(max_events),
+            batch: 1000,
+            concurrency: 4,
+            series: 1000,
+            latency_secs: secs,
+            query_secs: secs,
+            qps: 100,
+            steady_rate: 100_000,
+            memory_secs: secs,
+            memory_series: 10_000,
+        }
+    }
+}
+
+/// The figures the phases measured.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Figures {
+    /// Accepted events/s at full speed.
+    max_rate: f64,
+    /// Server CPU seconds per wall second during the max-ingest phase.
+    server_cores: f64,
+    /// Accepted events per server CPU second.
+    per_core: f64,
+    /// The rate of the ack-latency phase (half of `max_rate`).
+    half_rate: f64,
+    /// The rate reached in that phase.
+    half_rate_reached: f64,
+    /// Ack latency p50 and p99 at half the max rate, ms.
+    ack_p50_ms: f64,
+    /// See `ack_p50_ms`.
+    ack_p99_ms: f64,
+    /// Query latency p50 and p99 at 100 QPS while ingesting, ms.
+    query_p50_ms: f64,
+    /// See `query_p50_ms`.
+    query_p99_ms: f64,
+    /// Queries that failed in that phase.
+    query_failed: u64,
+    /// Peak RSS (VmHWM) of the memory phase's server, MB.
+    rss_peak_mb: f64,
+    /// Largest VmRSS sampled during the memory phase, MB.
+    rss_sampled_mb: f64,
+    /// Problems the phases ran into (events not accepted, queries failed).
+    warnings: Vec<String>,
+}
+
+/// A target of issue 15: the value must be at least (`higher_is_better`) or at most
+/// the limit.
+#[derive(Debug, Clone, Copy)]
+struct Target {
+    /// The limit.
+    limit: f64,
+    /// Whether the value must be at least the limit (else at most).
+    higher_is_better: bool,
+}
+
+impl Target {
+    /// `PASS` or `MISS`.
+    fn verdict(self, value: f64) -> &'static str {
+        let pass = if self.higher_is_better {
+            value >= self.limit
+        } else {
+            value <= self.limit && value.is_finite()
+        };
+        if pass { "PASS" } else { "MISS" }
+    }
+
+    /// `≥ 500,000` / `≤ 5`.
+    fn describe(self, unit: &str) -> String {
+        format!(
+            "{} {} {unit}",
+            if self.higher_is_better { "≥" } else { "≤" },
+            human(self.limit)
+        )
+    }
+}
+
+/// One row of the result: metrics-file workload name, label, value, unit, target.
+struct Row {
+    /// The workload name in `platform.json`.
+    workload: &'static str,
+    /// What the table calls it.
+    label: String,
+    /// The value.
+    value: f64,
+    /// Its unit.
+    unit: &'static str,
+    /// The target, if the issue sets one.
+    target: Option<Target>,
+}
+
+/// The result rows of a run.
+fn rows(figures: &Figures, plan: &Plan) -> Vec<Row> {
+    let at_least = |limit| {
+        Some(Target {
+            limit,
+            higher_is_better: true,
+        })
+    };
+    let at_most = |limit| {
+        Some(Target {
+            limit,
+            higher_is_better: false,
+        })
+    };
+    vec![
+        Row {
+            workload: "ingest_max",
+            label: "max ingest (accepted events/s)".to_owned(),
+            value: figures.max_rate,
+            unit: "events/s",
+            target: None,
+        },
+        Row {
+            workload: "ingest_server_cores",
+            label: "server cores used at max ingest".to_owned(),
+            value: figures.server_cores,
+            unit: "cores",
+            target: None,
+        },
+        Row {
+            workload: "ingest_per_server_core",
+            label: "ingest per server core".to_owned(),
+            value: figures.per_core,
+            unit: "events/s/core",
+            target: at_least(500_000.0),
+        },
+        Row {
+            workload: "ack_p50_at_half_max",
+            label: format!("ack p50 at {} events/s", human(figures.half_rate)),
+            value: figures.ack_p50_ms,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            workload: "ack_p99_at_half_max",
+            label: format!("ack p99 at {} events/s", human(figures.half_rate)),
+            value: figures.ack_p99_ms,
+            unit: "ms",
+            target: at_most(5.0),
+        },
+        Row {
+            workload: "query_p50_at_100qps_ingesting",
+            label: format!(
+                "query p50 at {} QPS, ingesting {} events/s",
+                plan.qps,
+                human(plan.steady_rate as f64)
+            ),
+            value: figures.query_p50_ms,
+            unit: "ms",
+            target: None,
+        },
+        Row {
+            workload: "query_p99_at_100qps_ingesting",
+            label: format!(
+                "query p99 at {} QPS, ingesting {} events/s",
+                plan.qps,
+                human(plan.steady_rate as f64)
+            ),
+            value: figures.query_p99_ms,
+            unit: "ms",
+            target: at_most(1.0),
+        },
+        Row {
+            workload: "rss_peak_100k_eps_10k_series",
+            label: format!(
+                "server peak RSS at {} events/s over {} series",
+                human(plan.steady_rate as f64),
+                human(plan.memory_series as f64)
+            ),
+            value: figures.rss_peak_mb,
+            unit: "MB",
+            target: at_most(100.0),
+        },
+    ]
+}
+
+/// A number for people: `1,234,567`, or `1.23` / `0.456` below 100.
+fn human(value: f64) -> String {
+    if !value.is_finite() {
+        return "n/a".to_owned();
+    }
+    if value.abs() >= 100.0 {
+        let digits = format!("{}", value.round() as i64);
+        let (sign, digits) = match digits.strip_prefix('-') {
+            Some(rest) => ("-", rest.to_owned()),
+            None => ("", digits),
+        };
+        let mut out = String::from(sign);
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i) % 3 == 0 {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    } else if value.abs() >= 10.0 {
+        format!("{value:.1}")
+    } else {
+        format!("{value:.3}")
+    }
+}
+
+/// The result table: measure, value, target, PASS/MISS.
+fn render_table(rows: &[Row]) -> String {
+    let cells: Vec<[String; 4]> = rows
+        .iter()
+        .map(|row| {
+            [
+                row.label.clone(),
+                format!("{} {}", human(row.value), row.unit),
+                row.target
+                    .map_or_else(|| "—".to_owned(), |t| t.describe(row.unit)),
+                row.target
+                    .map_or_else(String::new, |t| t.verdict(row.value).to_owned()),
+            ]
+        })
+        .collect();
+    let header = ["measure", "value", "target", "result"].map(str::to_owned);
+    let width = |i: usize| {
+        cells
+            .iter()
+            .chain(std::iter::once(&header))
+            .map(|c| c[i].chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    let widths = [width(0), width(1), width(2), width(3)];
+    let line = |c: &[String; 4]| {
+        let pad = |s: &str, w: usize| " ".repeat(w.saturating_sub(s.chars().count()));
+        format!(
+            "{}{}  {}{}  {}{}  {}",
+            c[0],
+            pad(&c[0], widths[0]),
+            pad(&c[1], widths[1]),
+            c[1],
+            c[2],
+            pad(&c[2], widths[2]),
+            c[3]
+        )
+        .trim_end()
+        .to_owned()
+    };
+    let mut out = line(&header);
+    out.push('\n');
+    for c in &cells {
+        out.push_str(&line(c));
+        out.push('\n');
+    }
+    out
+}
+
+/// `platform.json` in the format of `benches/common/mod.rs`'s `write_metrics`: our
+/// figures as implementation `weft`, each target as implementation `target`.
+fn metrics_json(rows: &[Row]) -> String {
+    let mut items = Vec::new();
+    for row in rows {
+        if !row.value.is_finite() {
+            continue;
+        }
+        items.push(serde_json::json!({
+            "workload": row.workload,
+            "implementation": "weft",
+            "value": (row.value * 1000.0).round() / 1000.0,
+            "unit": row.unit,
+        }));
+        if let Some(target) = row.target {
+            items.push(serde_json::json!({
+                "workload": row.workload,
+                "implementation": "target",
+                "value": target.limit,
+                "unit": row.unit,
+            }));
+        }
+    }
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&items).unwrap_or_else(|_| "[]".to_owned())
+    )
+}
+
+/// The URL in a server line `listening on http://127.0.0.1:PORT`.
+fn parse_listening(line: &str) -> Option<String> {
+    let (_, rest) = line.split_once("listening on ")?;
+    let url = rest.split_whitespace().next()?;
+    url.starts_with("http://")
+        .then(|| url.trim_end_matches('/').to_owned())
+}
+
+/// utime + stime (clock ticks) from a `/proc/<pid>/stat` text: fields 14 and 15, counted
+/// after the parenthesised command name (which may hold spaces).
+fn parse_stat_cpu_ticks(stat: &str) -> Option<u64> {
+    let (_, after) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    // `after` starts at field 3 (state): field N is at index N - 3.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// A `kB` field (`VmRSS`, `VmHWM`) of a `/proc/<pid>/status` text.
+fn parse_status_kb(status: &str, field: &str) -> Option<u64> {
+    status.lines().find_map(|line| {
+        let rest = line.strip_prefix(field)?.strip_prefix(':')?;
+        rest.split_whitespace().next()?.parse().ok()
+    })
+}
+
+/// The server's CPU time so far, seconds.
+fn cpu_seconds(pid: u32, ticks_per_sec: f64) -> Result<f64, String> {
+    let path = format!("/proc/{pid}/stat");
+    let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
+    let ticks = parse_stat_cpu_ticks(&stat).ok_or_else(|| format!("cannot parse {path}"))?;
+    Ok(ticks as f64 / ticks_per_sec)
+}
+
+/// A `kB` field of the server's `/proc/<pid>/status`.
+fn status_kb(pid: u32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    parse_status_kb(&status, field)
+}
+
+/// Clock ticks per second (`getconf CLK_TCK`, 100 if that fails, as on every Linux).
+fn clock_ticks_per_sec() -> f64 {
+    Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|out| String::from_utf8(out.stdout).ok())
+        .and_then(|text| text.trim().parse::<f64>().ok())
+        .filter(|t| *t > 0.0)
+        .unwrap_or(100.0)
+}
+
+/// A random API key (32 hex digits from std's randomly seeded hasher).
+fn random_key() -> String {
+    let mut key = String::new();
+    for i in 0..2u64 {
+        let mut hasher = RandomState::new().build_hasher();
+        hasher.write_u64(i);
+        hasher.write_u128(
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos()),
+        );
+        let _ = write!(key, "{:016x}", hasher.finish());
+    }
+    key
+}
+
+/// A fresh directory for the run's data and logs, removed on drop.
+struct RunDir(PathBuf);
+
+impl RunDir {
+    /// Creates `<tmp>/weft-loadtest-<pid>-<nanos>`.
+    fn create() -> Result<RunDir, String> {
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("weft-loadtest-{}-{nanos}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        Ok(RunDir(dir))
+    }
+}
+
+impl Drop for RunDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A child process killed (and reaped) when dropped, so no exit path leaves it running.
+struct Guard(Option<Child>);
+
+impl Guard {
+    /// The child's pid.
+    fn pid(&self) -> u32 {
+        self.0.as_ref().map_or(0, Child::id)
+    }
+
+    /// Waits for the child and returns its stdout and whether it exited successfully.
+    fn wait_output(mut self) -> Result<(String, bool), String> {
+        let child = self.0.take().ok_or("the child is gone")?;
+        let output = child
+            .wait_with_output()
+            .map_err(|e| format!("waiting for the client: {e}"))?;
+        Ok((
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            output.status.success(),
+        ))
+    }
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.0 {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// The running server.
+struct Server {
+    /// The process, killed on drop.
+    process: Guard,
+    /// Its base URL.
+    url: String,
+    /// Its stderr log, for error messages.
+    stderr_log: PathBuf,
+}
+
+impl Server {
+    /// Starts `platform` on an ephemeral port with data in `dir/data`, waits for its
+    /// `listening on` line and for `/readyz` to answer 200.
+    fn start(binary: &Path, dir: &Path, key: &str) -> Result<Server, String> {
+        let data = dir.join("data");
+        let stderr_log = dir.join("server-stderr.log");
+        let stdout_log = dir.join("server-stdout.log");
+        let stderr = std::fs::File::create(&stderr_log)
+            .map_err(|e| format!("cannot create {}: {e}", stderr_log.display()))?;
+        let mut command = Command::new(binary);
+        command
+            .args(["--no-demo", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(&data)
+            .args(["--tenant", &format!("{TENANT}={key}"), "--ack", "append"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        println!(
+            "[xtask] $ {} (tenant key hidden)",
+            crate::display_command(&command).replace(key, "<KEY>")
+        );
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+        let stdout = child.stdout.take();
+        let mut process = Guard(Some(child));
+        let (tx, rx) = mpsc::channel();
+        if let Some(stdout) = stdout {
+            std::thread::spawn(move || {
+                // Drains the server's stdout for its whole life (a full pipe would block
+                // it), copying it to a log and handing the address line over.
+                let mut log = std::fs::File::create(stdout_log).ok();
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    if let Some(log) = &mut log {
+                        let _ = writeln!(log, "{line}");
+                    }
+                    if let Some(url) = parse_listening(&line) {
+                        let _ = tx.send(url);
+                    }
+                }
+            });
+        }
+        let started = Instant::now();
+        let url = loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(url) => break url,
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => {
+                    return Err(format!(
+                        "the server exited without printing `listening on`{}",
+                        log_tail(&stderr_log)
+                    ));
+                }
+            }
+            if let Some(Ok(Some(status))) = process.0.as_mut().map(Child::try_wait) {
+                return Err(format!(
+                    "the server exited with {status} before listening{}",
+                    log_tail(&stderr_log)
+                ));
+            }
+            if started.elapsed() > STARTUP_TIMEOUT {
+                return Err(format!(
+                    "the server printed no `listening on` line within {STARTUP_TIMEOUT:?}{}",
+                    log_tail(&stderr_log)
+                ));
+            }
+        };
+        let server = Server {
+            process,
+            url,
+            stderr_log,
+        };
+        while http_status(&server.url, "/readyz") != Some(200) {
+            if started.elapsed() > STARTUP_TIMEOUT {
+                return Err(format!(
+                    "{} never answered 200 on /readyz{}",
+                    server.url,
+                    log_tail(&server.stderr_log)
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "[xtask] server ready at {} (pid {})",
+            server.url,
+            server.pid()
+        );
+        Ok(server)
+    }
+
+    /// The server's pid.
+    fn pid(&self) -> u32 {
+        self.process.pid()
+    }
+}
+
+/// The last lines of a log file, as a suffix for an error message.
+fn log_tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = lines[lines.len().saturating_sub(20)..].join("\n");
+    format!("; the server's stderr ends with:\n{tail}")
+}
+
+/// The status code of `GET path` on `url` (`http://host:port`), over a plain TCP
+/// connection; `None` if it cannot be had.
+fn http_status(url: &str, path: &str) -> Option<u16> {
+    let authority = url.strip_prefix("http://")?.split('/').next()?;
+    let mut stream = TcpStream::connect(authority).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = [0u8; 64];
+    let n = stream.read(&mut head).ok()?;
+    let text = std::str::from_utf8(&head[..n]).ok()?;
+    text.strip_prefix("HTTP/1.1 ")
+        .or_else(|| text.strip_prefix("HTTP/1.0 "))?
+        .get(..3)?
+        .parse()
+        .ok()
+}
+
+/// The client, ready to run against the server.
+struct Client {
+    /// The client binary.
+    binary: PathBuf,
+    /// The server's URL.
+    url: String,
+    /// The tenant's key.
+    key: String,
+}
+
+impl Client {
+    /// A client command with `args` and `--json`, URL and key in the environment.
+    fn command(&self, args: &[String]) -> Command {
+        let mut command = Command::new(&self.binary);
+        command
+            .args(args)
+            .arg("--json")
+            .env("WEFT_URL", &self.url)
+            .env("WEFT_TOKEN", &self.key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        command
+    }
+
+    /// Starts the client in the background.
+    fn spawn(&self, args: &[String]) -> Result<Guard, String> {
+        let mut command = self.command(args);
+        println!("[xtask] $ client {}", args.join(" "));
+        command
+            .spawn()
+            .map(|child| Guard(Some(child)))
+            .map_err(|e| format!("cannot start {}: {e}", self.binary.display()))
+    }
+
+    /// Runs the client to the end and returns its JSON summary.
+    fn run(&self, args: &[String], warnings: &mut Vec<String>) -> Result<Value, String> {
+        let guard = self.spawn(args)?;
+        finish(guard, args, warnings)
+    }
+}
+
+/// Waits for a client run and reads its JSON summary (the last line of its stdout).
+/// A run that exits non-zero but printed a summary adds a warning (some events or
+/// queries failed) and its figures still count.
+fn finish(guard: Guard, args: &[String], warnings: &mut Vec<String>) -> Result<Value, String> {
+    let (stdout, success) = guard.wait_output()?;
+    let summary = stdout
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|line| serde_json::from_str::<Value>(line).ok())
+        .ok_or_else(|| {
+            format!(
+                "`client {}` printed no JSON summary{}",
+                args.join(" "),
+                if success { "" } else { " and failed" }
+            )
+        })?;
+    if !success {
+        let errors = summary["errors"]
+            .as_array()
+            .map(|e| {
+                e.iter()
+                    .filter_map(Value::as_str)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            })
+            .unwrap_or_default();
+        warnings.push(format!(
+            "`client {}` did not fully succeed: {}",
+            args.first().map_or("", String::as_str),
+            errors
+        ));
+    }
+    Ok(summary)
+}
+
+/// A field of a summary as f64 (0 if missing).
+fn num(summary: &Value, path: &[&str]) -> f64 {
+    let mut value = summary;
+    for key in path {
+        value = &value[*key];
+    }
+    value.as_f64().unwrap_or(0.0)
+}
+
+/// The arguments of a `send-events` run.
+fn send_args(count: u64, rate: f64, plan: &Plan, series: u64) -> Vec<String> {
+    [
+        "send-events".to_owned(),
+        "--count".to_owned(),
+        count.to_string(),
+        "--rate".to_owned(),
+        format!("{}", rate.round()),
+        "--batch".to_owned(),
+        plan.batch.to_string(),
+        "--concurrency".to_owned(),
+        plan.concurrency.to_string(),
+        "--series".to_owned(),
+        series.to_string(),
+        "--metric".to_owned(),
+        METRIC.to_owned(),
+    ]
+    .to_vec()
+}
+
+/// Runs the task.
+pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
+    if !Path::new("/proc/self/stat").exists() {
+        return Err("the load test reads /proc: it runs on Linux only".to_owned());
+    }
+    let plan = Plan::new(options);
+    let mut build = crate::cargo(root);
+    build.args([
+        "build",
+        "--release",
+        "--example",
+        "platform",
+        "--example",
+        "client",
+    ]);
+    crate::test::run_command(&mut build)?;
+    let examples = crate::target_dir(root).join("release").join("examples");
+    let platform = examples.join("platform");
+    let key = random_key();
+    let ticks = clock_ticks_per_sec();
+    let mut figures = Figures::default();
+
+    // Phases 1-3 on one server.
+    {
+        let dir = RunDir::create()?;
+        let server = Server::start(&platform, &dir.0, &key)?;
+        let client = Client {
+            binary: examples.join("client"),
+            url: server.url.clone(),
+            key: key.clone(),
+        };
+
+        println!("[xtask] phase 1/4: max ingest ({} events)", plan.max_events);
+        let cpu_before = cpu_seconds(server.pid(), ticks)?;
+        let args = send_args(plan.max_events, 0.0, &plan, plan.series);
+        let summary = client.run(&args, &mut figures.warnings)?;
+        let cpu = cpu_seconds(server.pid(), ticks)? - cpu_before;
+        let elapsed = num(&summary, &["elapsed_s"]);
+        figures.max_rate = num(&summary, &["events_per_s"]);
+        figures.server_cores = if elapsed > 0.0 { cpu / elapsed } else { 0.0 };
+        figures.per_core = if cpu > 0.0 {
+            num(&summary, &["accepted"]) / cpu
+        } else {
+            0.0
+        };
+
+        figures.half_rate = (figures.max_rate / 2.0).round().max(1000.0);
+        let count = (figures.half_rate * plan.latency_secs as f64) as u64;
+        println!(
+            "[xtask] phase 2/4: ack latency at {} events/s ({count} events)",
+            human(figures.half_rate)
+        );
+        let args = send_args(count, figures.half_rate, &plan, plan.series);
+        let summary = client.run(&args, &mut figures.warnings)?;
+        figures.half_rate_reached = num(&summary, &["events_per_s"]);
+        figures.ack_p50_ms = num(&summary, &["latency_us", "p50"]) / 1000.0;
+        figures.ack_p99_ms = num(&summary, &["latency_us", "p99"]) / 1000.0;
+
+        println!(
+            "[xtask] phase 3/4: query latency at {} QPS while ingesting {} events/s",
+            plan.qps,
+            human(plan.steady_rate as f64)
+        );
+        // Ingest for a second more than the queries run, on both sides of them.
+        let count = plan.steady_rate * (plan.query_secs + 2);
+        let ingest_args = send_args(count, plan.steady_rate as f64, &plan, plan.series);
+        let ingest = client.spawn(&ingest_args)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let query_args: Vec<String> = [
+            "query-load",
+            "--qps",
+            &plan.qps.to_string(),
+            "--duration",
+            &format!("{}s", plan.query_secs),
+            "--metric",
+            METRIC,
+            "--agg",
+            "count,mean,p99",
+            "--from",
+            "-5m",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let summary = client.run(&query_args, &mut figures.warnings)?;
+        figures.query_p50_ms = num(&summary, &["latency_us", "p50"]) / 1000.0;
+        figures.query_p99_ms = num(&summary, &["latency_us", "p99"]) / 1000.0;
+        figures.query_failed = num(&summary, &["failed"]) as u64;
+        finish(ingest, &ingest_args, &mut figures.warnings)?;
+    }
+
+    // Phase 4 on a fresh server, so its peak RSS is this phase's.
+    {
+        let dir = RunDir::create()?;
+        let server = Server::start(&platform, &dir.0, &key)?;
+        let client = Client {
+            binary: examples.join("client"),
+            url: server.url.clone(),
+            key: key.clone(),
+        };
+        println!(
+            "[xtask] phase 4/4: server memory at {} events/s over {} series",
+            human(plan.steady_rate as f64),
+            human(plan.memory_series as f64)
+        );
+        let count = plan.steady_rate * plan.memory_secs;
+        let args = send_args(count, plan.steady_rate as f64, &plan, plan.memory_series);
+        let mut ingest = client.spawn(&args)?;
+        let mut sampled_kb = 0;
+        while ingest
+            .0
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        {
+            sampled_kb = sampled_kb.max(status_kb(server.pid(), "VmRSS").unwrap_or(0));
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        sampled_kb = sampled_kb.max(status_kb(server.pid(), "VmRSS").unwrap_or(0));
+        let peak_kb = status_kb(server.pid(), "VmHWM").unwrap_or(sampled_kb);
+        finish(ingest, &args, &mut figures.warnings)?;
+        figures.rss_sampled_mb = sampled_kb as f64 * 1024.0 / 1e6;
+        figures.rss_peak_mb = peak_kb as f64 * 1024.0 / 1e6;
+    }
+
+    report(root, options, &plan, &figures)
+}
+
+/// Prints the result table and writes `platform.json` (not for `--quick`).
+fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Result<(), String> {
+    let rows = rows(figures, plan);
+    println!();
+    println!(
+        "[xtask] loadtest{}: {} events max-ingest phase, batches of {}, {} connections",
+        if options.quick { " --quick" } else { "" },
+        human(plan.max_events as f64),
+        plan.batch,
+        plan.concurrency
+    );
+    print!("{}", render_table(&rows));
+    println!(
+        "(server cores used = server CPU seconds / wall seconds; ingest per core = accepted \
+         events / server CPU seconds; ack latency phase reached {} events/s; largest VmRSS \
+         sampled in the memory phase {:.1} MB; {} queries failed)",
+        human(figures.half_rate_reached),
+        figures.rss_sampled_mb,
+        figures.query_failed
+    );
+    for warning in &figures.warnings {
+        println!("[xtask] warning: {warning}");
+    }
+    if options.quick {
+        println!("[xtask] --quick: figures not written (a smoke run)");
+        return Ok(());
+    }
+    let dir = crate::target_dir(root)
+        .join("criterion")
+        .join("weft-metrics");
+    std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    let path = dir.join("platform.json");
+    std::fs::write(&path, metrics_json(&rows))
+        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    println!(
+        "[xtask] wrote {} (`cargo xtask bench-report` puts it into BENCHMARKS.md)",
+        path.display()
+    );
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(args: &[&str]) -> Vec<String> {
+        args.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn options_parse() {
+        assert_eq!(
+            parse_options(&[]).unwrap(),
+            Options {
+                quick: false,
+                events: None
+            }
+        );
+        let options = parse_options(&strings(&["--quick", "--events", "2_000_000"])).unwrap();
+        assert!(options.quick);
+        assert_eq!(options.events, Some(2_000_000));
+        assert_eq!(
+            parse_options(&strings(&["--events=5000"])).unwrap().events,
+            Some(5000)
+        );
+        for bad in [
+            &["--events"][..],
+            &["--events", "x"],
+            &["--events", "10"],
+            &["--fast"],
+        ] {
+            assert!(parse_options(&strings(bad)).is_err(), "{bad:?}");
+        }
+        assert_eq!(Plan::new(&options).max_events, 2_000_000);
+        assert!(
+            Plan::new(&Options {
+                quick: true,
+                events: None
+            })
+            .max_events
+                < 1_000_000
+        );
+    }
+
+    #[test]
+    fn server_lines_and_proc_files_parse() {
+        assert_eq!(
+            parse_listening("listening on http://127.0.0.1:41234").as_deref(),
+            Some("http://127.0.0.1:41234")
+        );
+        assert_eq!(
+            parse_listening(
+                "2026-01-01T00:00:00Z INFO platform: listening on http://127.0.0.1:9/ (tls off)"
+            )
+            .as_deref(),
+            Some("http://127.0.0.1:9")
+        );
+        assert_eq!(parse_listening("demo tenant key: abc"), None);
+        let stat = "4242 (plat form) S 1 4242 4242 0 -1 4194304 500 0 0 0 1234 567 0 0 20 0 9 0 100 200000 3000";
+        assert_eq!(parse_stat_cpu_ticks(stat), Some(1234 + 567));
+        assert_eq!(parse_stat_cpu_ticks("garbage"), None);
+        let status = "Name:\tplatform\nVmHWM:\t   81234 kB\nVmRSS:\t   70000 kB\n";
+        assert_eq!(parse_status_kb(status, "VmRSS"), Some(70_000));
+        assert_eq!(parse_status_kb(status, "VmHWM"), Some(81_234));
+        assert_eq!(parse_status_kb(status, "VmSwap"), None);
+        // Our own process parses.
+        let own = std::fs::read_to_string("/proc/self/stat").unwrap();
+        assert!(parse_stat_cpu_ticks(&own).is_some());
+    }
+
+    #[test]
+    fn targets_judge_and_render() {
+        let figures = Figures {
+            max_rate: 900_000.0,
+            server_cores: 1.5,
+            per_core: 600_000.0,
+            half_rate: 450_000.0,
+            half_rate_reached: 449_000.0,
+            ack_p50_ms: 0.8,
+            ack_p99_ms: 6.25,
+            query_p50_ms: 0.3,
+            query_p99_ms: 0.9,
+            query_failed: 0,
+            rss_peak_mb: 80.5,
+            rss_sampled_mb: 79.0,
+            warnings: Vec::new(),
+        };
+        let plan = Plan::new(&Options {
+            quick: false,
+            events: None,
+        });
+        let rows = rows(&figures, &plan);
+        let table = render_table(&rows);
+        let lines: Vec<&str> = table.lines().collect();
+        assert!(lines[0].starts_with("measure"), "{table}");
+        let line = |label: &str| {
+            *lines
+                .iter()
+                .find(|l| l.starts_with(label))
+                .unwrap_or_else(|| panic!("no `{label}` in\n{table}"))
+        };
+        assert!(line("ingest per server core").contains("600,000 events/s/core"));
+        assert!(line("ingest per server core").ends_with("≥ 500,000 events/s/core  PASS"));
+        assert!(line("ack p99 at 450,000 events/s").contains("6.250 ms  ≤ 5.000 ms"));
+        assert!(line("ack p99 at 450,000 events/s").ends_with("MISS"));
+        assert!(line("query p99 at 100 QPS").ends_with("PASS"));
+        assert!(line("server peak RSS").contains("80.5 MB"));
+        assert!(line("max ingest").trim_end().ends_with("—"));
+        assert_eq!(human(1_234_567.4), "1,234,567");
+        assert_eq!(human(12.345), "12.3");
+        assert_eq!(human(0.4567), "0.457");
+        assert_eq!(human(-1500.0), "-1,500");
+
+        // The metrics file is what bench-report reads: ours and the targets.
+        let json: Value = serde_json::from_str(&metrics_json(&rows)).unwrap();
+        let items = json.as_array().unwrap();
+        assert!(items.iter().all(|i| i["workload"].is_string()
+            && i["implementation"].is_string()
+            && i["value"].is_f64()
+            && i["unit"].is_string()));
+        let find = |workload: &str, implementation: &str| {
+            items
+                .iter()
+                .find(|i| i["workload"] == workload && i["implementation"] == implementation)
+                .map(|i| i["value"].as_f64().unwrap())
+        };
+        assert_eq!(find("ack_p99_at_half_max", "weft"), Some(6.25));
+        assert_eq!(find("ack_p99_at_half_max", "target"), Some(5.0));
+        assert_eq!(find("ingest_max", "target"), None);
+    }
+
+    #[test]
+    fn guards_kill_their_child() {
+        let child = Command::new("sleep").arg("30").spawn().unwrap();
+        let pid = child.id();
+        drop(Guard(Some(child)));
+        // Reaped: the pid no longer names our child.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        assert!(!stat.contains("(sleep)") || stat.contains(" Z "), "{stat}");
+    }
+
+    #[test]
+    fn keys_are_random_hex() {
+        let (a, b) = (random_key(), random_key());
+        assert_eq!(a.len(), 32);
+        assert!(a.chars().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
+    }
+}
