@@ -69,7 +69,7 @@ const MAX_ERRORS_KEPT: usize = 5;
 
 /// Client and load generator for the Weft platform (`cargo run --example platform`).
 #[derive(Debug, Parser)]
-#[command(name = "client", version, about, long_about = None)]
+#[command(name = "client", version)]
 struct Cli {
     /// The server's base URL (plain http).
     #[arg(
