@@ -647,9 +647,10 @@ enum BatchOutcome {
     Unauthorized,
 }
 
-/// How long to wait before retrying: the body's `retry_after_ms`, else the
-/// `Retry-After` header's seconds, else 1 s; between 1 ms and 60 s.
-fn retry_delay(retry_after_header: Option<&str>, body: &[u8]) -> Duration {
+/// How long the server asks us to wait before retrying: the body's `retry_after_ms`,
+/// else the `Retry-After` header's seconds, clamped to 1 ms..60 s; `None` if it says
+/// neither.
+fn retry_hint(retry_after_header: Option<&str>, body: &[u8]) -> Option<Duration> {
     let from_body = serde_json::from_slice::<Value>(body)
         .ok()
         .and_then(|v| v.get("retry_after_ms").and_then(Value::as_u64))
@@ -659,8 +660,7 @@ fn retry_delay(retry_after_header: Option<&str>, body: &[u8]) -> Duration {
         .map(Duration::from_secs);
     from_body
         .or(from_header)
-        .unwrap_or(Duration::from_secs(1))
-        .clamp(Duration::from_millis(1), Duration::from_secs(60))
+        .map(|d| d.clamp(Duration::from_millis(1), Duration::from_secs(60)))
 }
 
 /// Classifies the answer to one batch of `events` events.
@@ -707,9 +707,19 @@ fn classify_events_answer(
             }
         }
         401 => BatchOutcome::Unauthorized,
-        429 | 503 => BatchOutcome::Retry {
-            after: retry_delay(retry_after_header, body),
-            throttled: status == StatusCode::TOO_MANY_REQUESTS,
+        // 429 always means "later" (1 s if the server does not say how much later).
+        429 => BatchOutcome::Retry {
+            after: retry_hint(retry_after_header, body).unwrap_or(Duration::from_secs(1)),
+            throttled: true,
+        },
+        // 503 with a retry hint is "not ready yet" (replaying); without one (shutting
+        // down) waiting would not help.
+        503 => match retry_hint(retry_after_header, body) {
+            Some(after) => BatchOutcome::Retry {
+                after,
+                throttled: false,
+            },
+            None => BatchOutcome::Failed(format!("{status}: {}", error_message(status, body))),
         },
         _ => BatchOutcome::Failed(format!("{status}: {}", error_message(status, body))),
     }
@@ -2082,12 +2092,31 @@ mod tests {
                 throttled: false
             }
         );
-        assert_eq!(retry_delay(None, b""), Duration::from_secs(1));
-        assert_eq!(retry_delay(Some("junk"), b"x"), Duration::from_secs(1));
-        assert_eq!(retry_delay(Some("86400"), b""), Duration::from_secs(60));
         assert_eq!(
-            retry_delay(None, br#"{"retry_after_ms": 0}"#),
-            Duration::from_millis(1)
+            classify_events_answer(StatusCode::TOO_MANY_REQUESTS, None, b"", 5),
+            BatchOutcome::Retry {
+                after: Duration::from_secs(1),
+                throttled: true
+            }
+        );
+        assert_eq!(
+            classify_events_answer(
+                StatusCode::SERVICE_UNAVAILABLE,
+                None,
+                br#"{"error": "the server is shutting down"}"#,
+                5
+            ),
+            BatchOutcome::Failed("503 Service Unavailable: the server is shutting down".to_owned())
+        );
+        assert_eq!(retry_hint(None, b""), None);
+        assert_eq!(retry_hint(Some("junk"), b"x"), None);
+        assert_eq!(
+            retry_hint(Some("86400"), b""),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(
+            retry_hint(None, br#"{"retry_after_ms": 0}"#),
+            Some(Duration::from_millis(1))
         );
     }
 
