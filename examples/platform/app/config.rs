@@ -14,8 +14,9 @@ use super::auth::{self, TenantKey};
 /// Weft's reference real-time analytics server.
 ///
 /// Every flag can also be set by the environment variable named in its help, or in the
-/// TOML file given by `--config` (same names, with `_` for `-`); flags win over the
-/// environment, which wins over the file.
+/// TOML file given by `--config` (the flags' names: `data-dir = "..."`, plus
+/// `[[tenants]]` and `[[webhooks]]` tables); flags win over the environment, which wins
+/// over the file.
 #[derive(Debug, Default, Parser)]
 #[command(name = "platform", version, about, long_about = None)]
 pub struct Cli {
@@ -365,6 +366,27 @@ mod tests {
         assert_eq!(s.window, Duration::from_secs(30));
         assert!(!s.demo);
         assert_eq!(s.tenants[0].name, "acme");
+    }
+
+    #[test]
+    fn the_books_example_config_parses() {
+        let chapter = include_str!("../../../docs/src/platform.md");
+        let toml = chapter
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("weft.toml");
+        std::fs::write(&path, toml).unwrap();
+        let s = Settings::resolve(cli(&["--config", path.to_str().unwrap()])).unwrap();
+        assert!(!s.listen.ip().is_loopback());
+        assert!(!s.demo);
+        assert_eq!(s.tenant_rate, 200_000);
+        // The hash in the example is SHA-256("test").
+        let tenants = super::super::auth::Tenants::new(&s.tenants);
+        assert_eq!(&*tenants.authenticate(Some(b"Bearer test")).unwrap(), "acme");
+        assert_eq!(s.webhooks[0].0, "ops");
     }
 
     #[test]
