@@ -97,6 +97,9 @@ pub mod book {
     #[cfg(all(feature = "analytics", feature = "time"))]
     #[doc = include_str!("../docs/src/analytics.md")]
     pub struct Analytics;
+    #[cfg(feature = "analytics")]
+    #[doc = include_str!("../docs/src/platform.md")]
+    pub struct Platform;
     #[cfg(feature = "actor")]
     #[doc = include_str!("../docs/src/actor.md")]
     pub struct Actor;

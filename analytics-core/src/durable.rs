@@ -206,6 +206,11 @@ pub(crate) struct Durable {
     replayed: AtomicU64,
     /// Batches appended since start-up.
     appended: AtomicU64,
+    /// The acknowledgement mode (with `AfterFsync` every append is already synced).
+    ack: Ack,
+    /// Group commit for [`Engine::sync_log`]: held while one caller syncs; holds the
+    /// `appended` count the last sync covered.
+    synced: tokio::sync::Mutex<u64>,
     /// The snapshot loaded at open, until the replay has restored it.
     pub(crate) snapshot: weft_sync::Mutex<Option<SnapshotFile>>,
     pub(crate) snapshot_dir: PathBuf,
@@ -291,6 +296,8 @@ impl Durable {
             state: watch::Sender::new(Readiness::Replaying { replayed: 0 }),
             replayed: AtomicU64::new(0),
             appended: AtomicU64::new(0),
+            ack: d.ack,
+            synced: tokio::sync::Mutex::new(0),
             snapshot: weft_sync::Mutex::new(snapshot),
             snapshot_dir: d.snapshot_dir(),
             fingerprint,
@@ -539,6 +546,55 @@ impl Engine {
             Readiness::Failed(why) => Err(Error::Log(why)),
             _ => Ok(()),
         }
+    }
+
+    /// Forces every batch acknowledged so far to disk (`fdatasync`): a batch
+    /// ingested with [`Ack::AfterAppend`] survives a power loss once a `sync_log` that
+    /// started after its ingest returned has returned. Concurrent callers share one
+    /// sync (group commit): a caller whose batches an ongoing sync already covers waits
+    /// for it instead of syncing again. A no-op for an in-memory engine and with
+    /// [`Ack::AfterFsync`] (every acknowledged batch is on disk already).
+    ///
+    /// ```
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use weft_analytics::{Ack, Batch, Durability, Engine, Event};
+    /// let dir = tempfile::tempdir()?;
+    /// let engine = Engine::builder()
+    ///     .durable(Durability::new(dir.path()).ack(Ack::AfterAppend))
+    ///     .build()?;
+    /// engine.ready().await?;
+    /// let now = std::time::UNIX_EPOCH.elapsed()?.as_millis() as i64;
+    /// engine.ingest(Batch::new(vec![Event::new("m", now, 1.0)])).await?; // written
+    /// engine.sync_log().await?; // and on disk
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Log`] if the sync fails (the disk, or a log that failed earlier).
+    pub async fn sync_log(&self) -> Result<(), Error> {
+        let Some(d) = &self.inner.durable else {
+            return Ok(());
+        };
+        if d.ack == Ack::AfterFsync {
+            return Ok(());
+        }
+        // Relaxed: the caller's own appends happened before this call (their ingest
+        // returned, a join of the ingest task); later ones may or may not be counted.
+        let target = d.appended.load(Ordering::Relaxed);
+        let mut synced = d.synced.lock().await;
+        if *synced >= target {
+            return Ok(()); // a sync that started after our appends covered them
+        }
+        let covers = d.appended.load(Ordering::Relaxed);
+        let log = Arc::clone(&d.log);
+        tokio::task::spawn_blocking(move || log.sync())
+            .await
+            .map_err(|e| log_error("the sync task", e))?
+            .map_err(|e| log_error("syncing the log", e))?;
+        *synced = covers;
+        Ok(())
     }
 
     /// Batches appended to the durable log since start-up and batches replayed at

@@ -497,6 +497,45 @@ impl Engine {
         crate::durable::ingest(&self.inner, batch, false).await
     }
 
+    /// Checks `batch` against the engine's [`Limits`] at the engine clock, as ingest
+    /// would, without ingesting anything: the events ingest would reject, by index.
+    /// Use it to refuse a batch as a whole (all-or-nothing ingest). In processing-time
+    /// mode timestamps are not checked (ingest replaces them). Rate limits and lateness
+    /// are not part of it (they depend on the moment of ingest).
+    ///
+    /// ```
+    /// use weft_analytics::{Batch, Engine, Event, RejectReason};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let engine = Engine::builder().build()?;
+    /// let now = std::time::UNIX_EPOCH.elapsed()?.as_millis() as i64;
+    /// let batch = Batch::new(vec![Event::new("m", now, 1.0), Event::new("m", now, f64::NAN)]);
+    /// let rejected = engine.validate(&batch);
+    /// assert_eq!(rejected.len(), 1);
+    /// assert_eq!((rejected[0].index, rejected[0].reason), (1, RejectReason::NonFiniteValue));
+    /// # Ok(()) }
+    /// ```
+    pub fn validate(&self, batch: &Batch) -> Vec<Rejected> {
+        let inner = &self.inner;
+        let bounds = if inner.time == TimeMode::ProcessingTime {
+            (i64::MIN, i64::MAX)
+        } else {
+            inner.limits.ts_bounds(now_ms(inner.clock.as_ref()))
+        };
+        batch
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(index, e)| {
+                inner
+                    .limits
+                    .check_within(e, bounds)
+                    .err()
+                    .map(|reason| Rejected { index, reason })
+            })
+            .collect()
+    }
+
     /// Advances the watermark by the clock (idle sources drop out; in processing time
     /// the watermark is the clock) and lets the shards close what became final. The
     /// background tick calls this; call it yourself with `tick_interval(None)`.
