@@ -430,6 +430,23 @@ fn cpu_seconds(pid: u32, ticks_per_sec: f64) -> Result<f64, String> {
     Ok(ticks as f64 / ticks_per_sec)
 }
 
+/// The server's CPU time once it has gone quiet: sampled every 250 ms until an interval
+/// adds under 5% of a core (at most 10 s).
+fn settled_cpu_seconds(pid: u32, ticks_per_sec: f64) -> Result<f64, String> {
+    let interval = Duration::from_millis(250);
+    let mut last = cpu_seconds(pid, ticks_per_sec)?;
+    for _ in 0..40 {
+        std::thread::sleep(interval);
+        let now = cpu_seconds(pid, ticks_per_sec)?;
+        let busy = now - last;
+        last = now;
+        if busy < 0.05 * interval.as_secs_f64() {
+            break;
+        }
+    }
+    Ok(last)
+}
+
 /// A `kB` field of the server's `/proc/<pid>/status`.
 fn status_kb(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -800,7 +817,9 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         let cpu_before = cpu_seconds(server.pid(), ticks)?;
         let args = send_args(plan.max_events, 0.0, &plan, plan.series);
         let summary = client.run(&args, &mut figures.warnings)?;
-        let cpu = cpu_seconds(server.pid(), ticks)? - cpu_before;
+        // A 202 comes before the shards have aggregated the batch: count the server's CPU
+        // until that work is done (it goes quiet), not just until the last answer.
+        let cpu = settled_cpu_seconds(server.pid(), ticks)? - cpu_before;
         let elapsed = num(&summary, &["elapsed_s"]);
         figures.max_rate = num(&summary, &["events_per_s"]);
         figures.server_cores = if elapsed > 0.0 { cpu / elapsed } else { 0.0 };
@@ -903,8 +922,8 @@ fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Res
     );
     print!("{}", render_table(&rows));
     println!(
-        "(server cores used = server CPU seconds / wall seconds; ingest per core = accepted \
-         events / server CPU seconds; ack latency phase reached {} events/s; largest VmRSS \
+        "(server cores used = server CPU seconds / wall seconds of the client's run; ingest per \
+         core = accepted events / server CPU seconds, counted until the server goes quiet; ack latency phase reached {} events/s; largest VmRSS \
          sampled in the memory phase {:.1} MB; {} queries failed)",
         human(figures.half_rate_reached),
         figures.rss_sampled_mb,

@@ -385,7 +385,10 @@ mod tests {
         assert_eq!(s.tenant_rate, 200_000);
         // The hash in the example is SHA-256("test").
         let tenants = super::super::auth::Tenants::new(&s.tenants);
-        assert_eq!(&*tenants.authenticate(Some(b"Bearer test")).unwrap(), "acme");
+        assert_eq!(
+            &*tenants.authenticate(Some(b"Bearer test")).unwrap(),
+            "acme"
+        );
         assert_eq!(s.webhooks[0].0, "ops");
     }
 
