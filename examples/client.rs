@@ -913,6 +913,9 @@ struct QueryLoadSummary {
     qps: f64,
     /// The target rate.
     target_qps: f64,
+    /// Points (group × window) per answered query, on average: shows the queries
+    /// found data.
+    points_per_query: f64,
     /// Latency of the answered queries, µs.
     latency_us: Percentiles,
     /// The first few distinct errors.
@@ -923,13 +926,15 @@ impl QueryLoadSummary {
     /// The human summary.
     fn describe(&self) -> String {
         let mut out = format!(
-            "{} queries in {:.2} s ({:.1}/s, target {:.1}/s): {} ok, {} failed\nlatency: {}\n",
+            "{} queries in {:.2} s ({:.1}/s, target {:.1}/s): {} ok, {} failed, \
+             {:.1} points per answer\nlatency: {}\n",
             self.queries,
             self.elapsed_s,
             self.qps,
             self.target_qps,
             self.ok,
             self.failed,
+            self.points_per_query,
             self.latency_us.describe()
         );
         for error in &self.errors {
@@ -1659,10 +1664,27 @@ struct QueryStats {
     latency: Histogram<u64>,
     /// Queries answered 200.
     ok: u64,
+    /// Points in those answers.
+    points: u64,
     /// Failed queries.
     failed: u64,
     /// First distinct errors.
     errors: Vec<String>,
+}
+
+/// How many points (group × window) a query answer holds (0 for anything unexpected).
+fn count_points(body: &[u8]) -> u64 {
+    let Ok(answer) = serde_json::from_slice::<Value>(body) else {
+        return 0;
+    };
+    answer
+        .get("groups")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|g| g.get("points").and_then(Value::as_array))
+        .map(|points| points.len() as u64)
+        .sum()
 }
 
 /// `query-load`: `qps × duration` queries on a fixed schedule over `concurrency`
@@ -1694,6 +1716,7 @@ async fn query_load(endpoint: Endpoint, args: QueryLoadArgs) -> Result<(), Clien
                 let mut stats = QueryStats {
                     latency: latency_histogram(),
                     ok: 0,
+                    points: 0,
                     failed: 0,
                     errors: Vec::new(),
                 };
@@ -1720,6 +1743,7 @@ async fn query_load(endpoint: Endpoint, args: QueryLoadArgs) -> Result<(), Clien
                         Ok(answer) if answer.status.is_success() => {
                             record_latency(&mut stats.latency, sent.elapsed());
                             stats.ok += 1;
+                            stats.points += count_points(&answer.body);
                             conn = Some(current);
                         }
                         Ok(answer) => {
@@ -1742,12 +1766,13 @@ async fn query_load(endpoint: Endpoint, args: QueryLoadArgs) -> Result<(), Clien
         })
         .collect();
     let mut latency = latency_histogram();
-    let (mut ok, mut failed, mut errors) = (0, 0, Vec::new());
+    let (mut ok, mut points, mut failed, mut errors) = (0, 0, 0, Vec::new());
     for handle in handles {
         match handle.await {
             Ok(stats) => {
                 let _ = latency.add(&stats.latency);
                 ok += stats.ok;
+                points += stats.points;
                 failed += stats.failed;
                 for e in stats.errors {
                     keep_error(&mut errors, e);
@@ -1769,6 +1794,11 @@ async fn query_load(endpoint: Endpoint, args: QueryLoadArgs) -> Result<(), Clien
             0.0
         },
         target_qps: qps,
+        points_per_query: if ok > 0 {
+            points as f64 / ok as f64
+        } else {
+            0.0
+        },
         latency_us: Percentiles::of(&latency),
         errors,
     };
@@ -2184,6 +2214,15 @@ mod tests {
         assert_eq!(json["accepted"], 999_000);
         assert_eq!(json["latency_us"]["p50"], 500);
         assert_eq!(json["latency_us"]["max"], 1000);
+    }
+
+    #[test]
+    fn query_answers_count_their_points() {
+        let body =
+            br#"{"groups": [{"group": {}, "points": [{}, {}]}, {"points": [{}]}, {"x": 1}]}"#;
+        assert_eq!(count_points(body), 3);
+        assert_eq!(count_points(b"nope"), 0);
+        assert_eq!(count_points(br#"{"groups": 5}"#), 0);
     }
 
     #[test]

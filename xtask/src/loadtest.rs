@@ -152,6 +152,8 @@ struct Figures {
     query_p99_ms: f64,
     /// Queries that failed in that phase.
     query_failed: u64,
+    /// Points (group × window) per query answer in that phase.
+    query_points: f64,
     /// Peak RSS (VmHWM) of the memory phase's server, MB.
     rss_peak_mb: f64,
     /// Largest VmRSS sampled during the memory phase, MB.
@@ -364,6 +366,21 @@ fn render_table(rows: &[Row]) -> String {
         out.push('\n');
     }
     out
+}
+
+/// The notes under the table: how the figures were taken, and the side figures.
+fn render_notes(figures: &Figures) -> String {
+    format!(
+        "notes: server cores used = server CPU seconds / wall seconds of the client's run; \
+         ingest per core = accepted events / server CPU seconds (counted until the server \
+         goes quiet after the last 202); the ack-latency phase reached {} events/s; the \
+         query phase's answers held {:.1} points (group x window) on average, {} queries \
+         failed; the largest VmRSS sampled in the memory phase was {:.1} MB",
+        human(figures.half_rate_reached),
+        figures.query_points,
+        figures.query_failed,
+        figures.rss_sampled_mb
+    )
 }
 
 /// `platform.json` in the format of `benches/common/mod.rs`'s `write_metrics`: our
@@ -863,6 +880,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             "count,mean,p99",
             "--from",
             "-5m",
+            "--open",
         ]
         .map(str::to_owned)
         .to_vec();
@@ -870,6 +888,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         figures.query_p50_ms = num(&summary, &["latency_us", "p50"]) / 1000.0;
         figures.query_p99_ms = num(&summary, &["latency_us", "p99"]) / 1000.0;
         figures.query_failed = num(&summary, &["failed"]) as u64;
+        figures.query_points = num(&summary, &["points_per_query"]);
         finish(ingest, &ingest_args, &mut figures.warnings)?;
     }
 
@@ -921,14 +940,7 @@ fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Res
         plan.concurrency
     );
     print!("{}", render_table(&rows));
-    println!(
-        "(server cores used = server CPU seconds / wall seconds of the client's run; ingest per \
-         core = accepted events / server CPU seconds, counted until the server goes quiet; ack latency phase reached {} events/s; largest VmRSS \
-         sampled in the memory phase {:.1} MB; {} queries failed)",
-        human(figures.half_rate_reached),
-        figures.rss_sampled_mb,
-        figures.query_failed
-    );
+    println!("{}", render_notes(figures));
     for warning in &figures.warnings {
         println!("[xtask] warning: {warning}");
     }
@@ -1032,6 +1044,7 @@ mod tests {
             query_p50_ms: 0.3,
             query_p99_ms: 0.9,
             query_failed: 0,
+            query_points: 30.0,
             rss_peak_mb: 80.5,
             rss_sampled_mb: 79.0,
             warnings: Vec::new(),
@@ -1057,6 +1070,9 @@ mod tests {
         assert!(line("query p99 at 100 QPS").ends_with("PASS"));
         assert!(line("server peak RSS").contains("80.5 MB"));
         assert!(line("max ingest").trim_end().ends_with("—"));
+        let notes = render_notes(&figures);
+        assert!(notes.contains("reached 449,000 events/s"), "{notes}");
+        assert!(notes.contains("30.0 points"), "{notes}");
         assert_eq!(human(1_234_567.4), "1,234,567");
         assert_eq!(human(12.345), "12.3");
         assert_eq!(human(0.4567), "0.457");
