@@ -87,8 +87,8 @@ Tasks:
              of 1000 over 4 connections, as fast as acknowledged; events/s, and
              events per server CPU second (= events/s per server core)
           2. p99 ack latency at half that rate
-          3. query p99 at 100 QPS while ingesting 100K events/s (closed windows,
-             then the same query with open=true)
+          3. query p99 at 100 QPS while ingesting 100K events/s (with open=true,
+             then over closed windows only, the API's default)
           4. peak server RSS at 100K events/s over 10K series (fresh server)
         Prints each figure against the target of issue 15 (PASS/MISS) and writes
         <target>/criterion/weft-metrics/platform.json for `bench-report`.
