@@ -92,8 +92,10 @@ struct Plan {
     concurrency: u64,
     /// Series of the max-ingest, latency and query phases.
     series: u64,
-    /// Seconds of the ack-latency phase.
+    /// Seconds of the ack-latency phase...
     latency_secs: u64,
+    /// ... but at most this many events (the client holds them all, encoded, in memory).
+    latency_max_events: u64,
     /// Seconds of the query phase.
     query_secs: u64,
     /// Queries per second of the query phase.
@@ -109,10 +111,10 @@ struct Plan {
 impl Plan {
     /// The full plan, or the `--quick` one; `events` overrides the max-ingest count.
     fn new(options: &Options) -> Plan {
-        let (max_events, secs) = if options.quick {
-            (200_000, 3)
+        let (max_events, secs, latency_max_events) = if options.quick {
+            (200_000, 3, 1_000_000)
         } else {
-            (3_000_000, 10)
+            (3_000_000, 10, 5_000_000)
         };
         Plan {
             max_events: options.events.unwrap_or(max_events),
@@ -120,6 +122,7 @@ impl Plan {
             concurrency: 4,
             series: 1000,
             latency_secs: secs,
+            latency_max_events,
             query_secs: secs,
             qps: 100,
             steady_rate: 100_000,
@@ -881,7 +884,8 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         };
 
         figures.half_rate = (figures.max_rate / 2.0).round().max(1000.0);
-        let count = (figures.half_rate * plan.latency_secs as f64) as u64;
+        let count =
+            ((figures.half_rate * plan.latency_secs as f64) as u64).min(plan.latency_max_events);
         println!(
             "[xtask] phase 2/4: ack latency at {} events/s ({count} events)",
             human(figures.half_rate)
