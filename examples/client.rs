@@ -1463,9 +1463,15 @@ fn progress_bar(len: u64, hidden: bool, unit: &str) -> ProgressBar {
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
     let template = format!(
-        "{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{per_sec}}, eta {{eta}})"
+        "{{elapsed_precise}} [{{bar:40}}] {{human_pos}}/{{human_len}} {unit} ({{rate}}/s, eta {{eta}})"
     );
     if let Ok(style) = ProgressStyle::with_template(&template) {
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                let _ = write!(out, "{}", group_thousands(state.per_sec() as u64));
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
     bar
