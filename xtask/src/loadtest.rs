@@ -10,8 +10,9 @@
 //! 2. **ack latency**: the p99 of the acknowledgement at half the measured max rate;
 //! 3. **query latency**: `client query-load` at 100 queries/s while ingesting 100K
 //!    events/s, with `open=true`, then over closed windows only (the API's default);
-//! 4. **memory**: a fresh server ingesting 100K events/s over 10K series; its peak RSS
-//!    (`VmHWM`, and the largest `VmRSS` sampled, from `/proc/<pid>/status`).
+//! 4. **memory**: a fresh server ingesting 100K events/s over 10K series for 20 s; its
+//!    peak RSS (`VmHWM`, and the largest `VmRSS` sampled, from `/proc/<pid>/status`),
+//!    and the slope of `VmRSS` over the second half (MB/s: ~0 once memory levels off).
 //!
 //! It prints the figures against the targets of issue 15 (PASS/MISS) and writes them to
 //! `<target>/criterion/weft-metrics/platform.json`, where `cargo xtask bench-report`
@@ -126,7 +127,8 @@ impl Plan {
             query_secs: secs,
             qps: 100,
             steady_rate: 100_000,
-            memory_secs: secs,
+            // Long enough to see whether memory levels off (windows close every 10 s).
+            memory_secs: 2 * secs,
             memory_series: 10_000,
         }
     }
@@ -157,6 +159,8 @@ struct Figures {
     rss_peak_mb: f64,
     /// Largest VmRSS sampled during the memory phase, MB.
     rss_sampled_mb: f64,
+    /// How fast VmRSS grew over the second half of the memory phase, MB/s.
+    rss_growth_mb_per_s: f64,
     /// Problems the phases ran into (events not accepted, queries failed).
     warnings: Vec<String>,
 }
@@ -325,6 +329,17 @@ fn rows(figures: &Figures, plan: &Plan) -> Vec<Row> {
             unit: "MB",
             target: at_most(100.0),
         },
+        Row {
+            workload: "rss_growth_100k_eps_10k_series",
+            label: format!(
+                "server RSS growth, 2nd half of {} s at {} events/s",
+                plan.memory_secs,
+                human(plan.steady_rate as f64)
+            ),
+            value: figures.rss_growth_mb_per_s,
+            unit: "MB/s",
+            target: None,
+        },
     ]
 }
 
@@ -482,6 +497,35 @@ fn cpu_seconds(pid: u32, ticks_per_sec: f64) -> Result<f64, String> {
     let stat = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {path}: {e}"))?;
     let ticks = parse_stat_cpu_ticks(&stat).ok_or_else(|| format!("cannot parse {path}"))?;
     Ok(ticks as f64 / ticks_per_sec)
+}
+
+/// The least-squares slope of RSS samples `(seconds, kB)` over the second half of the
+/// run, in MB/s: about 0 once memory has levelled off, above 0 while it still grows.
+fn growth_mb_per_s(samples: &[(f64, u64)]) -> f64 {
+    let Some(&(end, _)) = samples.last() else {
+        return 0.0;
+    };
+    let half: Vec<(f64, f64)> = samples
+        .iter()
+        .filter(|(t, _)| *t >= end / 2.0)
+        .map(|&(t, kb)| (t, kb as f64 * 1024.0 / 1e6))
+        .collect();
+    let n = half.len() as f64;
+    if half.len() < 2 {
+        return 0.0;
+    }
+    let (mean_t, mean_m) = (
+        half.iter().map(|p| p.0).sum::<f64>() / n,
+        half.iter().map(|p| p.1).sum::<f64>() / n,
+    );
+    let var: f64 = half.iter().map(|p| (p.0 - mean_t).powi(2)).sum();
+    if var == 0.0 {
+        return 0.0;
+    }
+    half.iter()
+        .map(|p| (p.0 - mean_t) * (p.1 - mean_m))
+        .sum::<f64>()
+        / var
 }
 
 /// The server's CPU time once it has gone quiet: sampled every 250 ms until an interval
@@ -955,16 +999,20 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         let count = plan.steady_rate * plan.memory_secs;
         let args = send_args(count, plan.steady_rate as f64, &plan, plan.memory_series);
         let mut ingest = client.spawn(&args)?;
-        let mut sampled_kb = 0;
+        let started = Instant::now();
+        let mut samples = Vec::new();
         while ingest
             .0
             .as_mut()
             .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
         {
-            sampled_kb = sampled_kb.max(status_kb(server.pid(), "VmRSS").unwrap_or(0));
+            if let Some(kb) = status_kb(server.pid(), "VmRSS") {
+                samples.push((started.elapsed().as_secs_f64(), kb));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
-        sampled_kb = sampled_kb.max(status_kb(server.pid(), "VmRSS").unwrap_or(0));
+        let sampled_kb = samples.iter().map(|s| s.1).max().unwrap_or(0);
+        figures.rss_growth_mb_per_s = growth_mb_per_s(&samples);
         let peak_kb = status_kb(server.pid(), "VmHWM").unwrap_or(sampled_kb);
         finish(ingest, &args, &mut figures.warnings)?;
         figures.rss_sampled_mb = sampled_kb as f64 * 1024.0 / 1e6;
@@ -1101,6 +1149,7 @@ mod tests {
             },
             rss_peak_mb: 80.5,
             rss_sampled_mb: 79.0,
+            rss_growth_mb_per_s: 0.5,
             warnings: Vec::new(),
         };
         let plan = Plan::new(&Options {
@@ -1155,6 +1204,30 @@ mod tests {
         assert_eq!(find("ack_p99_at_half_max", "weft"), Some(6.25));
         assert_eq!(find("ack_p99_at_half_max", "target"), Some(5.0));
         assert_eq!(find("ingest_max", "target"), None);
+    }
+
+    #[test]
+    fn rss_growth_is_the_slope_of_the_second_half() {
+        // Flat at first, then 1 MB (976.5625 kB) per second.
+        let samples: Vec<(f64, u64)> = (0..=20)
+            .map(|t| {
+                let kb = if t < 10 {
+                    50_000.0
+                } else {
+                    50_000.0 + (t - 10) as f64 * 976.5625
+                };
+                (t as f64, kb as u64)
+            })
+            .collect();
+        assert!(
+            (growth_mb_per_s(&samples) - 1.0).abs() < 0.01,
+            "{}",
+            growth_mb_per_s(&samples)
+        );
+        let flat: Vec<(f64, u64)> = (0..10).map(|t| (t as f64, 70_000)).collect();
+        assert_eq!(growth_mb_per_s(&flat), 0.0);
+        assert_eq!(growth_mb_per_s(&[]), 0.0);
+        assert_eq!(growth_mb_per_s(&[(1.0, 5)]), 0.0);
     }
 
     #[test]

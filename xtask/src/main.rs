@@ -89,10 +89,11 @@ Tasks:
           2. p99 ack latency at half that rate
           3. query p99 at 100 QPS while ingesting 100K events/s (with open=true,
              then over closed windows only, the API's default)
-          4. peak server RSS at 100K events/s over 10K series (fresh server)
+          4. peak server RSS at 100K events/s over 10K series for 20 s (fresh
+             server), and how fast it still grows over the second half
         Prints each figure against the target of issue 15 (PASS/MISS) and writes
         <target>/criterion/weft-metrics/platform.json for `bench-report`.
-        --quick: small counts and 3 s phases, a smoke run (nothing written).
+        --quick: small counts and 3-6 s phases, a smoke run (nothing written).
   help
         This text.
 ";
