@@ -718,7 +718,9 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
         child.wait().unwrap();
     };
     tokio::join!(sender, killer);
-    assert!(acked.len() >= 20, "{} acknowledged", acked.len());
+    // The sender has one request in flight at a time: when the server had accepted 20
+    // batches, at least 19 acknowledgements had reached it.
+    assert!(acked.len() >= 19, "{} acknowledged", acked.len());
 
     let (mut child, addr) = spawn_child(dir.path());
     let http = Http::new(addr);
