@@ -272,7 +272,9 @@ impl EngineBuilder {
             d.restore_store(&mut window_store)?;
         }
         let store = weft_cqrs::projection("weft-analytics-store", Arc::clone(&log), window_store)
-            .batch_size(256)
+            // Four log entries (at most 4 x 64 closed windows) per hold of the model's
+            // lock: queries never wait behind a whole watermark step's windows.
+            .batch_size(4)
             .start()
             .map_err(|e| Error::Config(e.to_string()))?;
         let (late_tx, late_rx) = match self.late {

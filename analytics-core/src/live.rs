@@ -24,8 +24,7 @@ use crate::engine::{Engine, Inner};
 use crate::error::{Error, shard_unanswered};
 use crate::query::{Query, QueryResult};
 use crate::shard::{Barrier, Partials};
-use crate::store::{Row, fold, group_of};
-use crate::window::pane_of;
+use crate::store::{Row, fold};
 
 /// Whether an update holds open windows (may still change) or final ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,22 +181,24 @@ pub(crate) async fn open_windows(
     q: &Arc<Query>,
     timeout: Duration,
 ) -> Result<QueryResult, Error> {
-    let mut cells = Vec::new();
+    let mut parts = Vec::new();
     for s in &inner.shards {
         let part = s
             .ask(Partials(Arc::clone(q)), timeout)
             .await
             .map_err(shard_unanswered(timeout))?;
-        cells.extend(part);
+        parts.extend(part);
     }
-    let rows: Vec<Row<'_>> = cells
+    // Each shard folded its series; what is left is one partial per shard and bucket.
+    let rows: Vec<Row<'_>> = parts
         .iter()
-        .map(|c| {
-            let (bs, be) = match q.step {
-                Some(step) => (pane_of(c.start, step), pane_of(c.start, step) + step),
-                None => (c.start, c.end),
-            };
-            (group_of(q, &c.key), bs, be, &c.agg)
+        .map(|p| {
+            (
+                p.group.iter().map(|g| g.as_str()).collect(),
+                p.start,
+                p.end,
+                &p.agg,
+            )
         })
         .collect();
     let acc_cfg = q.accumulator_config(&inner.cfg.agg);

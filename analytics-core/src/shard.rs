@@ -9,8 +9,11 @@
 
 use std::sync::Arc;
 
+use std::collections::HashMap;
+
 use compact_str::CompactString;
 use hashbrown::HashTable;
+use smallvec::SmallVec;
 use weft_actor::{Actor, Context, Handler};
 use weft_reactive::{Pushed, Sender, TrySendError};
 
@@ -20,7 +23,8 @@ use crate::event::{Event, SeriesKey, hash_one, key_matches, key_of};
 use crate::log::{CellLog, ClosedCell};
 use crate::metrics::Counters;
 use crate::query::Query;
-use crate::window::{Closed, Ctx, SeriesWindows, WindowSpec};
+use crate::store::group_of;
+use crate::window::{Closed, Ctx, SeriesWindows, WindowSpec, pane_of};
 
 /// An event the late policy sent to the late stream.
 ///
@@ -188,6 +192,7 @@ impl Shard {
             agg: &cfg.agg,
         };
         let mut cells = Vec::new();
+        let mut closed = 0;
         let mut next = i64::MAX;
         let mut idle = 0;
         for s in &mut self.series {
@@ -208,6 +213,10 @@ impl Shard {
                     end: c.end,
                     agg: c.agg,
                 });
+                if cells.len() == LOG_CHUNK {
+                    closed += cells.len();
+                    self.log.push(Arc::new(std::mem::take(&mut cells)));
+                }
             }
             next = next.min(s.windows.deadline(&ctx));
         }
@@ -216,14 +225,13 @@ impl Shard {
             self.evict_idle();
         }
         self.counters.set_series(self.id, self.series.len());
+        closed += cells.len();
         if !cells.is_empty() {
-            self.counters.windows_closed.add(cells.len() as u64);
-            tracing::trace!(
-                watermark = wm,
-                windows = cells.len(),
-                "shard closed windows"
-            );
             self.log.push(Arc::new(cells));
+        }
+        if closed > 0 {
+            self.counters.windows_closed.add(closed as u64);
+            tracing::trace!(watermark = wm, windows = closed, "shard closed windows");
         }
     }
 
@@ -249,28 +257,57 @@ impl Shard {
     }
 
     /// The open windows' partial aggregates matching `q`.
-    fn partials(&self, q: &Query) -> Vec<ClosedCell> {
+    /// The open windows matching `q`, folded here by (group, bucket) into aggregates
+    /// that keep only what the query reads (a tumbling window's pane is merged in
+    /// place, never copied whole): the caller merges one partial per shard.
+    fn partials(&self, q: &Query) -> Vec<Partial> {
         let ctx = self.ctx();
-        let mut v = Vec::new();
+        let acc_cfg = q.accumulator_config(&self.cfg.agg);
+        let mut out: Vec<Partial> = Vec::new();
+        let mut at: HashMap<(SmallVec<[&str; 2]>, i64), usize> = HashMap::new();
         for s in &self.series {
             if s.windows.is_empty() || !q.matches(&s.key) {
                 continue;
             }
+            let group = group_of(q, &s.key);
             s.windows
-                .partials(&ctx, &mut |start, end, agg: WindowAggregate| {
-                    if start >= q.from && start < q.to {
-                        v.push(ClosedCell {
-                            key: Arc::clone(&s.key),
-                            start,
-                            end,
-                            agg,
-                        });
+                .partials(&ctx, &mut |start, end, agg: &WindowAggregate| {
+                    if start < q.from || start >= q.to {
+                        return;
                     }
+                    let (bs, be) = match q.step {
+                        Some(step) => (pane_of(start, step), pane_of(start, step) + step),
+                        None => (start, end),
+                    };
+                    let i = *at.entry((group.clone(), bs)).or_insert_with(|| {
+                        out.push(Partial {
+                            group: group.iter().map(|g| CompactString::from(*g)).collect(),
+                            start: bs,
+                            end: be,
+                            agg: WindowAggregate::new(&acc_cfg),
+                        });
+                        out.len() - 1
+                    });
+                    out[i].agg.merge(agg);
                 });
         }
-        v
+        out
     }
 }
+
+/// One shard's partial aggregate of the open windows of one (group, bucket).
+#[derive(Debug)]
+pub(crate) struct Partial {
+    pub(crate) group: SmallVec<[CompactString; 2]>,
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+    pub(crate) agg: WindowAggregate,
+}
+
+/// Closed windows per log entry: the store applies a few entries per hold of its
+/// lock, so a watermark step that closes thousands of windows never makes a query wait
+/// for all of them.
+const LOG_CHUNK: usize = 64;
 
 impl Actor for Shard {}
 
@@ -316,8 +353,8 @@ impl Handler<Barrier> for Shard {
 pub(crate) struct Partials(pub(crate) Arc<Query>);
 
 impl Handler<Partials> for Shard {
-    type Reply = Vec<ClosedCell>;
-    async fn handle(&mut self, msg: Partials, _ctx: &mut Context<Self>) -> Vec<ClosedCell> {
+    type Reply = Vec<Partial>;
+    async fn handle(&mut self, msg: Partials, _ctx: &mut Context<Self>) -> Vec<Partial> {
         self.partials(&msg.0)
     }
 }

@@ -363,14 +363,19 @@ impl SeriesWindows {
 
     /// Visits every open window's partial aggregate (panes merged into windows for
     /// hopping) with its bounds.
-    pub(crate) fn partials(&self, ctx: &Ctx<'_>, f: &mut dyn FnMut(i64, i64, WindowAggregate)) {
+    pub(crate) fn partials(&self, ctx: &Ctx<'_>, f: &mut dyn FnMut(i64, i64, &WindowAggregate)) {
         match (self, ctx.spec) {
             (SeriesWindows::Panes(p), WindowKind::Panes { size, slide }) => {
                 let mut last = p.emitted_through;
-                for (pane, _) in &p.panes {
+                for (pane, agg) in &p.panes {
                     let mut s = (pane - size + slide).max(last.saturating_add(slide));
                     while s <= *pane {
-                        f(s, s + size, merge_panes(&p.panes, s, s + size));
+                        if size == slide {
+                            // Tumbling: the window is this one pane; lend it, no copy.
+                            f(s, s + size, agg);
+                        } else {
+                            f(s, s + size, &merge_panes(&p.panes, s, s + size));
+                        }
                         last = s;
                         s += slide;
                     }
@@ -378,7 +383,7 @@ impl SeriesWindows {
             }
             (SeriesWindows::Sessions(s), WindowKind::Session { .. }) => {
                 for c in &s.open {
-                    f(c.start, c.end, c.agg.clone());
+                    f(c.start, c.end, &c.agg);
                 }
             }
             _ => unreachable_kind(),
