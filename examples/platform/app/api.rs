@@ -822,6 +822,15 @@ async fn tenant_rules(app: &App, tenant: &str) -> Result<Vec<AlertRule>, Respons
     Ok(rules)
 }
 
+/// The tenant's rule `name`, or a 404.
+async fn tenant_rule(app: &App, tenant: &str, name: &str) -> Result<AlertRule, Response> {
+    tenant_rules(app, tenant)
+        .await?
+        .into_iter()
+        .find(|r| r.name == name)
+        .ok_or_else(|| error(StatusCode::NOT_FOUND, format!("no alert rule `{name}`")))
+}
+
 /// `POST /v1/alerts`.
 async fn create_alert(
     State(app): State<Arc<App>>,
@@ -881,12 +890,9 @@ async fn get_alert(
     Tenant(tenant): Tenant,
     Path(name): Path<String>,
 ) -> Response {
-    let rules = match tenant_rules(&app, &tenant).await {
+    let rule = match tenant_rule(&app, &tenant, &name).await {
         Ok(r) => r,
         Err(r) => return r,
-    };
-    let Some(rule) = rules.iter().find(|r| r.name == name) else {
-        return error(StatusCode::NOT_FOUND, format!("no alert rule `{name}`"));
     };
     let key = rule.key();
     let state = app.alerts.state(&key).unwrap_or_default();
@@ -894,7 +900,7 @@ async fn get_alert(
         Ok(h) => h.iter().map(history_json).collect(),
         Err(e) => return engine_error(e),
     };
-    axum::Json(json!({ "rule": rule_json(rule), "state": state_json(&state), "history": history }))
+    axum::Json(json!({ "rule": rule_json(&rule), "state": state_json(&state), "history": history }))
         .into_response()
 }
 
@@ -904,12 +910,9 @@ async fn delete_alert(
     Tenant(tenant): Tenant,
     Path(name): Path<String>,
 ) -> Response {
-    let rules = match tenant_rules(&app, &tenant).await {
+    let rule = match tenant_rule(&app, &tenant, &name).await {
         Ok(r) => r,
         Err(r) => return r,
-    };
-    let Some(rule) = rules.iter().find(|r| r.name == name) else {
-        return error(StatusCode::NOT_FOUND, format!("no alert rule `{name}`"));
     };
     match app.alerts.delete_rule(&rule.key()).await {
         Ok(_) => StatusCode::NO_CONTENT.into_response(),
