@@ -645,12 +645,15 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
         for f in frames {
             // A client that does not read blocks this write; past the idle timeout the
             // connection is dropped rather than held open.
-            match tokio::time::timeout(limits.idle_timeout, socket.send(f)).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    failed = true;
-                    break;
-                }
+            // Shutdown does not wait for it either.
+            let sent = tokio::select! {
+                biased;
+                r = tokio::time::timeout(limits.idle_timeout, socket.send(f)) => matches!(r, Ok(Ok(()))),
+                _ = stopping.wait_for(|s| *s) => false,
+            };
+            if !sent {
+                failed = true;
+                break;
             }
         }
         if failed || closing {
