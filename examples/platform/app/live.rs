@@ -58,7 +58,9 @@ pub struct LiveLimits {
     pub idle_timeout: Duration,
     /// The smallest `interval` a subscription may ask for.
     pub min_interval: Duration,
-    /// The WebSocket read buffer per connection (bytes).
+    /// The WebSocket read buffer per connection (bytes; tungstenite allocates it up
+    /// front, so it is most of a connection's memory: client messages are small, and a
+    /// bigger one grows it).
     pub read_buffer: usize,
     /// The WebSocket write buffer per connection (bytes).
     pub write_buffer: usize,
@@ -73,7 +75,7 @@ impl Default for LiveLimits {
             ping_every: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             min_interval: Duration::from_millis(100),
-            read_buffer: 4 << 10,
+            read_buffer: 1 << 10,
             write_buffer: 4 << 10,
             max_message: 64 << 10,
         }
