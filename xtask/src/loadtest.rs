@@ -1354,13 +1354,23 @@ fn ws_phases(
 fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Result<(), String> {
     let rows = rows(figures, plan);
     println!();
-    println!(
-        "[xtask] loadtest{}: {} events max-ingest phase, batches of {}, {} connections",
-        if options.quick { " --quick" } else { "" },
-        human(plan.max_events as f64),
-        plan.batch,
-        plan.concurrency
-    );
+    let quick = if options.quick { " --quick" } else { "" };
+    if options.http {
+        println!(
+            "[xtask] loadtest{quick}: {} events max-ingest phase, batches of {}, {} connections",
+            human(plan.max_events as f64),
+            plan.batch,
+            plan.concurrency
+        );
+    }
+    if options.ws {
+        println!(
+            "[xtask] loadtest{quick}: {} and {} WebSocket clients, {} s each",
+            human(plan.ws_clients as f64),
+            human(plan.ws_ingest_clients as f64),
+            plan.ws_secs
+        );
+    }
     print!("{}", render_table(&rows));
     println!("{}", render_notes(figures));
     for warning in &figures.warnings {
