@@ -214,13 +214,36 @@ impl Hub {
         interval: Duration,
     ) -> Result<Joined, String> {
         let mut map = lock(&self.feeds);
+        // A feed whose engine query ended (the engine stopped or the query failed) is
+        // replaced, not joined; its handle is dropped only after the lock (the last
+        // handle's drop takes it).
+        let mut ended = None;
         if let Some(feed) = map.get(&key).and_then(Weak::upgrade) {
-            let rx = feed.subject.subscribe(1, Overflow::KeepLatest);
-            drop(map);
-            let rx = rx.map_err(|e| e.to_string())?;
-            self.subscriptions.fetch_add(1, Ordering::Relaxed);
-            return Ok((feed, rx, true));
+            if feed.subject.is_complete() {
+                ended = Some(feed);
+            } else {
+                let rx = feed.subject.subscribe(1, Overflow::KeepLatest);
+                drop(map);
+                let rx = rx.map_err(|e| e.to_string())?;
+                self.subscriptions.fetch_add(1, Ordering::Relaxed);
+                return Ok((feed, rx, true));
+            }
         }
+        let joined = self.start_feed(&mut map, key, engine, p, interval);
+        drop(map);
+        drop(ended);
+        joined
+    }
+
+    /// Starts the feed of `key` (under the map lock).
+    fn start_feed(
+        &self,
+        map: &mut HashMap<String, Weak<Feed>>,
+        key: String,
+        engine: &Engine,
+        p: &Arc<ParsedQuery>,
+        interval: Duration,
+    ) -> Result<Joined, String> {
         let live = engine
             .live(p.query.clone(), interval)
             .map_err(|e| e.to_string())?;
