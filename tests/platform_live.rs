@@ -632,3 +632,53 @@ async fn shutdown_closes_live_connections() {
         started.elapsed()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pings_keep_a_reading_client_and_silence_ends_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = started(dir.path()).await;
+    let hub = &srv.app.live;
+    hub.set_limits(app::live::LiveLimits {
+        ping_every: Duration::from_millis(50),
+        idle_timeout: Duration::from_millis(300),
+        ..hub.limits()
+    });
+    // A client that reads answers each ping with a pong (tungstenite does it), so it
+    // outlives many idle timeouts: ten pings are 500 ms, more than the 300 ms timeout.
+    let mut ws = connect(srv.addr).await;
+    let pings = tokio::time::timeout(PATIENCE, async {
+        let mut pings = 0;
+        while pings < 10 {
+            match ws.next().await {
+                Some(Ok(Message::Ping(_))) => pings += 1,
+                Some(Ok(_)) => {}
+                other => panic!("the reading client was closed: {other:?}"),
+            }
+        }
+        pings
+    })
+    .await
+    .unwrap();
+    assert_eq!(pings, 10);
+    // A client that does not read sends no pong: closed at the idle timeout (the
+    // reading client stops reading now too).
+    let mut silent = connect(srv.addr).await;
+    eventually("both silent clients are closed", || {
+        hub.status().connections == 0
+    })
+    .await;
+    // The server closed it (neither client closed): its stream ends with the close
+    // frame, or with the broken pipe of the pong tungstenite owes a buffered ping.
+    let ended = tokio::time::timeout(PATIENCE, async {
+        loop {
+            match silent.next().await {
+                Some(Ok(Message::Close(_)) | Err(_)) | None => return true,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await;
+    assert_eq!(ended, Ok(true));
+    drop(ws);
+    srv.shutdown().await;
+}

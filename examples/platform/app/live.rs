@@ -141,7 +141,8 @@ pub struct LiveStatus {
 #[derive(Debug)]
 pub struct Hub {
     feeds: Arc<FeedMap>,
-    limits: LiveLimits,
+    /// Read by each connection as it opens.
+    limits: Mutex<LiveLimits>,
     connections: AtomicU64,
     subscriptions: AtomicU64,
     updates_sent: AtomicU64,
@@ -163,7 +164,7 @@ impl Hub {
         let (stats_tx, stats) = watch::channel(None);
         Hub {
             feeds: Arc::new(Mutex::new(HashMap::new())),
-            limits,
+            limits: Mutex::new(limits),
             connections: AtomicU64::new(0),
             subscriptions: AtomicU64::new(0),
             updates_sent: AtomicU64::new(0),
@@ -175,7 +176,14 @@ impl Hub {
 
     /// The limits.
     pub fn limits(&self) -> LiveLimits {
-        self.limits
+        *lock(&self.limits)
+    }
+
+    /// Changes the limits of the connections opened from now on (the tests shorten
+    /// the timers).
+    #[allow(dead_code)] // only tests/platform_live.rs calls it
+    pub fn set_limits(&self, limits: LiveLimits) {
+        *lock(&self.limits) = limits;
     }
 
     /// The gauges and counters now.
@@ -587,7 +595,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
     let hub = &*app.live;
     hub.connections.fetch_add(1, Ordering::Relaxed);
     let _guard = ConnGuard(hub);
-    let limits = hub.limits;
+    let limits = hub.limits();
     let mut subs: Vec<Sub> = Vec::new();
     let mut next = 0;
     let mut stats: Option<watch::Receiver<Option<Utf8Bytes>>> = None;
@@ -722,16 +730,17 @@ fn handle(
                 return vec![error_frame(Some(&id), "`id` must be 1 to 64 characters")];
             }
             let existing = subs.iter().position(|s| s.id == id);
-            if existing.is_none() && subs.len() >= hub.limits.max_subscriptions {
+            let limits = hub.limits();
+            if existing.is_none() && subs.len() >= limits.max_subscriptions {
                 return vec![error_frame(
                     Some(&id),
                     &format!(
                         "at most {} subscriptions per connection; unsubscribe one first",
-                        hub.limits.max_subscriptions
+                        limits.max_subscriptions
                     ),
                 )];
             }
-            let spec = match sub_spec(tenant, &query, &hub.limits) {
+            let spec = match sub_spec(tenant, &query, &limits) {
                 Ok(s) => s,
                 Err(e) => return vec![error_frame(Some(&id), &e)],
             };
