@@ -594,6 +594,19 @@ async fn two_connections_on_one_query_share_one_feed() {
         s["events_per_s"].is_f64() && s["sent_at"].is_i64() && s["alerts_firing"] == 0,
         "{s}"
     );
+    // `ingest_p99_ms` covers the accepted ingest requests of the last second: null
+    // when there were none, a latency in the push that follows an ingest.
+    assert!(
+        s["ingest_p99_ms"].is_null() || s["ingest_p99_ms"].is_f64(),
+        "{s}"
+    );
+    ingest(srv.addr, events("s", now_ms(), 10, 2)).await;
+    let (s, _) = until(&mut a, |v| {
+        v["type"] == "stats" && v["ingest_p99_ms"].is_f64()
+    })
+    .await;
+    let p99 = s["ingest_p99_ms"].as_f64().unwrap();
+    assert!(p99 > 0.0 && p99 < 10_000.0, "{s}");
     srv.shutdown().await;
 }
 

@@ -161,6 +161,7 @@ async fn ingest(
     RawQuery(raw): RawQuery,
     body: Result<Bytes, BytesRejection>,
 ) -> Response {
+    let started = std::time::Instant::now();
     let stats = &app.stats;
     stats.ingest_requests.incr();
     let body = match body {
@@ -268,6 +269,7 @@ async fn ingest(
     } else {
         StatusCode::ACCEPTED
     };
+    app.live.record_ingest(started.elapsed());
     (
         status,
         axum::Json(json!({

@@ -116,6 +116,12 @@ impl Drop for Feed {
     }
 }
 
+fn ingest_histogram() -> hdrhistogram::Histogram<u64> {
+    // 1 µs to 10 min, 3 significant digits: valid bounds, so this cannot fail.
+    hdrhistogram::Histogram::new_with_bounds(1, 600_000_000, 3)
+        .expect("1..600e6 with 3 significant digits are valid histogram bounds")
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
@@ -150,6 +156,8 @@ pub struct Hub {
     retired_skipped: AtomicU64,
     stats: watch::Receiver<Option<Utf8Bytes>>,
     stats_tx: watch::Sender<Option<Utf8Bytes>>,
+    /// Ingest request latencies (µs) since the last stats push: its `ingest_p99_ms`.
+    ingest: Mutex<hdrhistogram::Histogram<u64>>,
 }
 
 impl Default for Hub {
@@ -171,7 +179,22 @@ impl Hub {
             retired_skipped: AtomicU64::new(0),
             stats,
             stats_tx,
+            ingest: Mutex::new(ingest_histogram()),
         }
+    }
+
+    /// Records how long an accepted ingest request took (for the stats push).
+    pub fn record_ingest(&self, took: Duration) {
+        let us = u64::try_from(took.as_micros()).unwrap_or(u64::MAX).max(1);
+        lock(&self.ingest).saturating_record(us);
+    }
+
+    /// The p99 of the ingest requests since the last call, ms (`None` without any).
+    fn take_ingest_p99(&self) -> Option<f64> {
+        let mut h = lock(&self.ingest);
+        let p99 = (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1e3);
+        h.reset();
+        p99
     }
 
     /// The limits.
@@ -324,9 +347,8 @@ impl Hub {
                     "events_per_s": (rate * 10.0).round() / 10.0,
                     "accepted_total": m.accepted,
                     "rejected_total": m.rejected.iter().map(|(_, n)| n).sum::<u64>(),
-                    // The server keeps no ingest latency histogram (the client measures
-                    // its acks): null, as the protocol allows.
-                    "ingest_p99_ms": Json::Null,
+                    // Over the last second's accepted ingest requests; null without any.
+                    "ingest_p99_ms": hub.take_ingest_p99().map(|ms| (ms * 1e3).round() / 1e3),
                     "connections": hub.connections.load(Ordering::Relaxed),
                     "alerts_firing": firing,
                 });
