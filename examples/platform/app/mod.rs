@@ -7,11 +7,13 @@
 //! - [`api`] — routes and handlers.
 //! - [`prom`] — `/metrics`.
 //! - [`demo`] — the built-in event source.
+//! - [`live`] — `GET /v1/live`, the WebSocket hub.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod demo;
+pub mod live;
 pub mod prom;
 pub mod wire;
 
@@ -92,6 +94,8 @@ pub struct App {
     pub sinks: Vec<(String, SharedSink)>,
     /// The demo's counters, when it runs.
     pub demo: Option<Arc<DemoStats>>,
+    /// The WebSocket hub of `GET /v1/live`.
+    pub live: Arc<live::Hub>,
     /// Turns true at shutdown: live streams end, so graceful shutdown does not wait
     /// for clients that never hang up.
     pub stopping: watch::Receiver<bool>,
@@ -187,8 +191,17 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
         .local_addr()
         .map_err(|e| format!("no local address: {e}"))?;
 
+    // Live updates are small frames: without TCP_NODELAY, Nagle holds a frame written
+    // right after another (a round's partial after its final) until the client's
+    // delayed ACK, up to 40 ms. HTTP answers go out in one write either way.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let (stop, stop_rx) = watch::channel(false);
     let demo = settings.demo.then(|| Arc::new(DemoStats::default()));
+    let hub = Arc::new(live::Hub::default());
     let app = Arc::new(App {
         engine: engine.clone(),
         alerts: alerts.clone(),
@@ -197,9 +210,13 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
         stats: HttpStats::default(),
         sinks,
         demo: demo.clone(),
+        live: Arc::clone(&hub),
         stopping: stop_rx.clone(),
     });
-    let mut tasks = vec![alerts.spawn(settings.alert_interval)];
+    let mut tasks = vec![
+        alerts.spawn(settings.alert_interval),
+        hub.spawn_stats(engine.clone(), alerts.clone(), stop_rx.clone()),
+    ];
     if let Some(stats) = demo {
         tasks.push(tokio::spawn(demo::run(
             engine.clone(),
