@@ -7,10 +7,12 @@
 //! - [`api`] — routes and handlers.
 //! - [`prom`] — `/metrics`.
 //! - [`demo`] — the built-in event source.
+//! - [`dashboard`] — the live dashboard page (`GET /dashboard`).
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod prom;
 pub mod wire;
