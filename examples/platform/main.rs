@@ -27,6 +27,8 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // 10K WebSocket clients need 10K descriptors; the usual soft limit is 1024.
+    app::live::raise_fd_limit();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.workers)
         .enable_all()

@@ -34,6 +34,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/query", get(query))
         .route("/v1/series", get(series))
         .route("/v1/tail", get(tail))
+        .route("/v1/live", get(super::live::live))
         .route("/v1/alerts", get(list_alerts).post(create_alert))
         .route("/v1/alerts/{name}", get(get_alert).delete(delete_alert))
         .route("/metrics", get(metrics))
@@ -69,6 +70,15 @@ pub fn now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The `401` response to a request without a valid key.
+pub(super) fn unauthorized(app: &App, e: super::auth::AuthError) -> Response {
+    app.stats.unauthorized.incr();
+    let mut r = error(StatusCode::UNAUTHORIZED, e.message());
+    r.headers_mut()
+        .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+    r
 }
 
 /// The authenticated tenant of a request.
@@ -117,7 +127,7 @@ fn flag(pairs: &[(String, String)], name: &str) -> Result<bool, String> {
     }
 }
 
-fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+pub(super) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
     pairs
         .iter()
         .rev()
@@ -370,7 +380,7 @@ fn parse_time(s: &str, now: i64) -> Result<i64, String> {
     })
 }
 
-fn parse_duration(name: &str, s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(name: &str, s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| format!("`{name}={s}`: {e}"))?;
     if d.is_zero() {
         return Err(format!("`{name}` must be positive"));
@@ -380,15 +390,15 @@ fn parse_duration(name: &str, s: &str) -> Result<Duration, String> {
 
 /// A query from the request's pairs: the engine query, the aggregate names, and the
 /// group-by keys.
-struct ParsedQuery {
-    query: Query,
-    names: Vec<String>,
-    group_by: Vec<String>,
-    from: i64,
-    to: i64,
+pub(super) struct ParsedQuery {
+    pub(super) query: Query,
+    pub(super) names: Vec<String>,
+    pub(super) group_by: Vec<String>,
+    pub(super) from: i64,
+    pub(super) to: i64,
 }
 
-fn build_query(
+pub(super) fn build_query(
     tenant: &str,
     q: &[(String, String)],
     from: i64,
@@ -472,7 +482,11 @@ fn value_json(v: &Value) -> Json {
 }
 
 /// The JSON of one result: groups with their points.
-fn result_json(p: &ParsedQuery, result: &QueryResult, open: Option<&QueryResult>) -> Json {
+pub(super) fn result_json(
+    p: &ParsedQuery,
+    result: &QueryResult,
+    open: Option<&QueryResult>,
+) -> Json {
     let mut groups: BTreeMap<Vec<String>, Vec<Json>> = BTreeMap::new();
     let mut add = |r: &QueryResult, partial: bool| {
         for g in &r.groups {

@@ -8,12 +8,14 @@
 //! - [`prom`] — `/metrics`.
 //! - [`demo`] — the built-in event source.
 //! - [`dashboard`] — the live dashboard page (`GET /dashboard`).
+//! - [`live`] — `GET /v1/live`, the WebSocket hub.
 
 pub mod api;
 pub mod auth;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod live;
 pub mod prom;
 pub mod wire;
 
@@ -94,6 +96,8 @@ pub struct App {
     pub sinks: Vec<(String, SharedSink)>,
     /// The demo's counters, when it runs.
     pub demo: Option<Arc<DemoStats>>,
+    /// The WebSocket hub of `GET /v1/live`.
+    pub live: Arc<live::Hub>,
     /// Turns true at shutdown: live streams end, so graceful shutdown does not wait
     /// for clients that never hang up.
     pub stopping: watch::Receiver<bool>,
@@ -191,6 +195,7 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
 
     let (stop, stop_rx) = watch::channel(false);
     let demo = settings.demo.then(|| Arc::new(DemoStats::default()));
+    let hub = Arc::new(live::Hub::default());
     let app = Arc::new(App {
         engine: engine.clone(),
         alerts: alerts.clone(),
@@ -199,9 +204,13 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
         stats: HttpStats::default(),
         sinks,
         demo: demo.clone(),
+        live: Arc::clone(&hub),
         stopping: stop_rx.clone(),
     });
-    let mut tasks = vec![alerts.spawn(settings.alert_interval)];
+    let mut tasks = vec![
+        alerts.spawn(settings.alert_interval),
+        hub.spawn_stats(engine.clone(), alerts.clone(), stop_rx.clone()),
+    ];
     if let Some(stats) = demo {
         tasks.push(tokio::spawn(demo::run(
             engine.clone(),

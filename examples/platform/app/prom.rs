@@ -303,6 +303,37 @@ pub async fn render(app: &App) -> String {
             );
         }
     }
+    let live = app.live.status();
+    p.one(
+        "weft_live_connections",
+        "gauge",
+        "Open GET /v1/live WebSocket connections.",
+        live.connections as f64,
+    );
+    p.one(
+        "weft_live_subscriptions",
+        "gauge",
+        "Live subscriptions over all connections.",
+        live.subscriptions as f64,
+    );
+    p.one(
+        "weft_live_feeds",
+        "gauge",
+        "Distinct shared live feeds (one engine query per interval each).",
+        live.feeds as f64,
+    );
+    p.one(
+        "weft_live_updates_sent_total",
+        "counter",
+        "Live update frames sent.",
+        live.updates_sent as f64,
+    );
+    p.one(
+        "weft_live_updates_skipped_total",
+        "counter",
+        "Live rounds skipped for slow subscribers (keep-latest: each keeps only the newest).",
+        live.updates_skipped as f64,
+    );
     if let Some(demo) = &app.demo {
         p.one(
             "weft_demo_events_total",
