@@ -134,9 +134,12 @@ impl Drop for Driver {
 
 /// `window.__weft`, the page's debug object (see dashboard.js).
 async fn state(c: &Client) -> Value {
-    c.execute("return window.__weft || null;", vec![])
-        .await
-        .expect("execute script")
+    c.execute(
+        "return window.__weft ? Object.assign({ href: location.href }, window.__weft) : null;",
+        vec![],
+    )
+    .await
+    .expect("execute script")
 }
 
 /// Polls `window.__weft` until `ok` holds, or panics after [`DEADLINE`] with `what`
@@ -176,12 +179,13 @@ async fn drive(c: &Client, running: app::Running, dir: &Path) {
         .await
         .expect("load the dashboard");
 
-    // The key left the address bar (it stays in the tab's sessionStorage).
-    let url = c.current_url().await.expect("current url");
-    assert!(
-        !url.as_str().contains(KEY),
-        "the key is still in the URL: {url}"
-    );
+    // The key leaves the address bar (it stays in the tab's sessionStorage).
+    wait_for(c, "the key is out of the URL", |s| {
+        s["href"]
+            .as_str()
+            .is_some_and(|u| !u.contains(KEY) && u.ends_with("/dashboard"))
+    })
+    .await;
 
     // Connected, and the status indicator says so.
     wait_for(c, "the page is connected", |s| s["state"] == "connected").await;
@@ -218,6 +222,13 @@ async fn drive(c: &Client, running: app::Running, dir: &Path) {
         n(s, "/charts/throughput") >= tp + 2
             && n(s, "/updates/latency") >= lu + 2
             && n(s, "/updates/routes") >= ru + 2
+    })
+    .await;
+
+    // Windows close: the watermark (5 s behind the newest event) passes their end, a
+    // `final` update fixes their points on the latency chart.
+    wait_for(c, "final windows reach the latency chart", |s| {
+        n(s, "/finals/latency") >= 1 && n(s, "/closedWindows") >= 1
     })
     .await;
 

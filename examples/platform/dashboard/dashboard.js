@@ -40,12 +40,14 @@
     connects: 0,
     messages: 0,
     updates: { latency: 0, routes: 0, paths: 0 },
+    finals: { latency: 0, routes: 0, paths: 0 },
     stats: 0,
     alertPolls: 0,
     alerts: 0,
     queryRows: 0,
     charts: { throughput: 0, latency: 0, routes: 0, paths: 0 },
     lastLatency: null,
+    closedWindows: 0,
     lastRate: null,
     errors: [],
   };
@@ -353,6 +355,7 @@
     latencyChart.set(pts);
     const newest = pts[pts.length - 1];
     if (newest) debug.lastLatency = newest.values.p99;
+    debug.closedWindows = pts.filter((p) => !p.partial).length;
   }
 
   function mergeRoutes(result) {
@@ -563,6 +566,7 @@
     const final = m.kind === "final";
     if (!m.result) return;
     if (m.id in debug.updates) debug.updates[m.id]++;
+    if (final && m.id in debug.finals) debug.finals[m.id]++;
     if (m.id === "latency") mergeLatency(m.result, final);
     else if (m.id === "routes") mergeRoutes(m.result);
     else if (m.id === "paths") mergePaths(m.result, final);
