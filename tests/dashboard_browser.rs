@@ -4,8 +4,10 @@
 //! deadline, never a fixed sleep) until the page is connected, its charts have drawn
 //! points that keep changing with live data, the alerts table shows the demo's rule, and
 //! a query typed into the query box shows result rows; it then restarts the server under
-//! the page and waits for the page to reconnect and receive updates again. A screenshot
-//! is saved to `<target>/test-artifacts/dashboard.png`.
+//! the page and waits for the page to reconnect and receive updates again, and finally
+//! loads the page with a wrong key (the indicator must say "auth failed" and the key
+//! form must accept the right one). A screenshot is saved to
+//! `<target>/test-artifacts/dashboard.png`.
 //!
 //! Where Chromium or chromedriver are missing (and `cargo xtask test` could not install
 //! them, in which case it sets `WEFT_BROWSER_TESTS=skip: <why>`), the browser test
@@ -62,11 +64,17 @@ fn which(names: &[&str]) -> Option<PathBuf> {
     })
 }
 
+/// Says loudly that the browser test did not run. Written to stderr directly rather
+/// than with `eprintln!`, which the test harness captures (and hides, for a passing
+/// test): a skip must be seen.
 fn skip(reason: &str) {
+    use std::io::Write;
     let bar = "=".repeat(78);
-    eprintln!("\n{bar}\n!! SKIPPED: the dashboard browser test did not run\n!! {reason}");
-    eprintln!(
-        "!! install Debian's `chromium` and `chromium-driver` (cargo xtask test does it when\n!! it can) to run it\n{bar}\n"
+    let _ = writeln!(
+        std::io::stderr(),
+        "\n{bar}\n!! SKIPPED: the dashboard browser test did not run\n!! {reason}\n\
+         !! install Debian's `chromium` and `chromium-driver` (cargo xtask test does it when\n\
+         !! it can) to run it\n{bar}\n"
     );
 }
 
@@ -316,6 +324,31 @@ async fn drive(c: &Client, running: app::Running, dir: &Path) {
     })
     .await;
     eprintln!("after the restart: {after}");
+
+    // A wrong key: the indicator says so, the retries stop, and the key form asks for
+    // another; the right key typed into the form connects again.
+    c.goto(&format!("http://{addr}/dashboard#token=not-the-key"))
+        .await
+        .expect("reload with a wrong key");
+    wait_for(c, "the page reports the refused key", |s| {
+        s["state"] == "auth-failed"
+    })
+    .await;
+    let status = c.find(Locator::Id("status")).await.unwrap();
+    assert_eq!(status.text().await.unwrap().trim(), "auth failed");
+    let input = c.find(Locator::Id("key-input")).await.unwrap();
+    assert!(input.is_displayed().await.unwrap(), "the key form is shown");
+    input.send_keys(KEY).await.unwrap();
+    c.find(Locator::Css("#key-form button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    wait_for(c, "the page connects with the typed key", |s| {
+        s["state"] == "connected" && n(s, "/stats") >= 1
+    })
+    .await;
     running.shutdown().await;
 }
 

@@ -57,15 +57,16 @@
 
   // ---------------------------------------------------------------- the key
 
+  // Returns whether the fragment held a key.
   function takeKeyFromFragment() {
     const hash = window.location.hash.replace(/^#/, "");
-    if (!hash) return;
+    if (!hash) return false;
     const token = new URLSearchParams(hash).get("token");
-    if (token) {
-      sessionStorage.setItem(KEY_STORAGE, token);
-      // Out of the address bar and the history: screenshots and shoulder-surfers.
-      history.replaceState(null, "", window.location.pathname + window.location.search);
-    }
+    if (!token) return false;
+    sessionStorage.setItem(KEY_STORAGE, token);
+    // Out of the address bar and the history: screenshots and shoulder-surfers.
+    history.replaceState(null, "", window.location.pathname + window.location.search);
+    return true;
   }
   const getKey = () => sessionStorage.getItem(KEY_STORAGE);
 
@@ -551,13 +552,7 @@
   }
 
   function authFailed(message) {
-    stopped = true;
-    clearTimeout(retryTimer);
-    if (ws) {
-      const s = ws;
-      ws = null;
-      s.close();
-    }
+    disconnect();
     setStatus("auth-failed");
     askForKey((message || "the server refused the key") + ": enter a valid key");
   }
@@ -736,8 +731,8 @@
     connect();
     loadMetrics();
   });
-  $("forget-key").addEventListener("click", () => {
-    sessionStorage.removeItem(KEY_STORAGE);
+  // Drops the connection (no retry): the key changed or was forgotten.
+  function disconnect() {
     stopped = true;
     clearTimeout(retryTimer);
     if (ws) {
@@ -745,8 +740,21 @@
       ws = null;
       s.close();
     }
+  }
+  $("forget-key").addEventListener("click", () => {
+    sessionStorage.removeItem(KEY_STORAGE);
+    disconnect();
     setStatus("no-key");
     askForKey();
+  });
+  // A new `#token=` pasted into the address bar of an open page: use it.
+  window.addEventListener("hashchange", () => {
+    if (!takeKeyFromFragment()) return;
+    disconnect();
+    $("key-form").classList.add("hidden");
+    attempt = 0;
+    connect();
+    loadMetrics();
   });
 
   takeKeyFromFragment();
