@@ -5,6 +5,7 @@
 //! cargo run --release --example client -- query --metric load.latency_ms --agg count,p99 --step 1m
 //! cargo run --release --example client -- tail --metric load.latency_ms --group-by series
 //! cargo run --release --example client -- query-load --qps 100 --duration 10s --metric load.latency_ms
+//! cargo run --release --example client -- ws-soak --connections 10000 --duration 30s
 //! ```
 //!
 //! It speaks the platform's HTTP API (`POST /v1/events`, `GET /v1/query`, `GET /v1/tail`)
@@ -23,6 +24,10 @@
 //!   until Ctrl-C.
 //! - `query-load` issues `/v1/query` at a steady rate and prints the latency percentiles
 //!   (what `cargo xtask loadtest` uses for "query p99 at 100 QPS while ingesting").
+//! - `ws-soak` opens N WebSocket clients on `GET /v1/live` (raising its own open-files
+//!   limit), subscribes each to the same query (so the server shares one feed), and
+//!   reports the connected/failed counts, the updates received, and the push lag
+//!   percentiles (receive time minus the update's `sent_at`).
 //!
 //! Exit code 0 on success, 1 on failure (server unreachable, wrong token, an error
 //! answer, events not accepted), 2 on a usage error.
@@ -99,6 +104,8 @@ enum Command {
     Tail(TailArgs),
     /// Issue queries at a steady rate and report their latency percentiles.
     QueryLoad(QueryLoadArgs),
+    /// Open many WebSocket clients on `/v1/live` and report push lag and failures.
+    WsSoak(WsSoakArgs),
 }
 
 /// Options of `send-events`.
@@ -203,6 +210,38 @@ struct QueryLoadArgs {
     /// Also return still-open windows.
     #[arg(long)]
     open: bool,
+    /// Print one JSON object instead of the text summary.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Options of `ws-soak`.
+#[derive(Debug, Args)]
+struct WsSoakArgs {
+    /// WebSocket clients to open.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=200_000))]
+    connections: u64,
+    /// Subscriptions per client (all to the same query).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=16))]
+    subscriptions: u64,
+    /// How long to measure once every client is connected, e.g. `30s`.
+    #[arg(long, default_value = "30s")]
+    duration: humantime::Duration,
+    /// The metric of the query.
+    #[arg(long, default_value = "load.latency_ms")]
+    metric: String,
+    /// Comma list of aggregates.
+    #[arg(long, default_value = "count,p99")]
+    agg: String,
+    /// Group by this dimension.
+    #[arg(long = "group-by")]
+    group_by: Option<String>,
+    /// The partial-result period the clients ask for.
+    #[arg(long, default_value = "1s")]
+    interval: humantime::Duration,
+    /// Connections opened at once while connecting.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    connect_concurrency: u64,
     /// Print one JSON object instead of the text summary.
     #[arg(long)]
     json: bool,
@@ -1828,6 +1867,382 @@ async fn query_load(endpoint: Endpoint, args: QueryLoadArgs) -> Result<(), Clien
     }
 }
 
+// ---------------------------------------------------------------------------
+// ws-soak
+// ---------------------------------------------------------------------------
+
+/// What one `ws-soak` run did (also its `--json` output).
+#[derive(Debug, Clone, Serialize)]
+struct WsSoakSummary {
+    /// Always `ws-soak`.
+    kind: &'static str,
+    /// Clients asked for.
+    connections: u64,
+    /// Clients that connected and were subscribed.
+    connected: u64,
+    /// Clients that could not connect or subscribe.
+    failed: u64,
+    /// Clients the server closed (or that broke) during the measurement.
+    dropped: u64,
+    /// Subscriptions per client.
+    subscriptions: u64,
+    /// The open-files soft limit after raising it.
+    fd_limit: u64,
+    /// Seconds to open and subscribe every client.
+    connect_s: f64,
+    /// Seconds measured.
+    measured_s: f64,
+    /// Update frames received while measuring.
+    updates: u64,
+    /// Updates per second over all clients.
+    updates_per_s: f64,
+    /// Push lag (receive time minus the update's `sent_at`), µs (ms resolution).
+    lag_us: Percentiles,
+    /// Time between consecutive partial updates of one subscription, µs: the
+    /// subscription's interval when every round arrives on schedule.
+    gap_us: Percentiles,
+    /// The first few distinct errors.
+    errors: Vec<String>,
+}
+
+impl WsSoakSummary {
+    /// The human summary.
+    fn describe(&self) -> String {
+        let mut out = format!(
+            "{} of {} clients connected in {:.2} s ({} failed, {} dropped while measuring; \
+             open-files limit {})\n{} updates in {:.2} s ({:.0}/s)\npush lag: {}\n\
+             gap between partial updates: {}\n",
+            group_thousands(self.connected),
+            group_thousands(self.connections),
+            self.connect_s,
+            group_thousands(self.failed),
+            group_thousands(self.dropped),
+            self.fd_limit,
+            group_thousands(self.updates),
+            self.measured_s,
+            self.updates_per_s,
+            self.lag_us.describe(),
+            self.gap_us.describe()
+        );
+        for error in &self.errors {
+            let _ = writeln!(out, "error: {error}");
+        }
+        out
+    }
+}
+
+/// The counters the clients share (histograms behind one lock: a few thousand
+/// records a second, so one lock costs less than 10K histograms of memory).
+struct SoakShared {
+    lag: std::sync::Mutex<Histogram<u64>>,
+    gap: std::sync::Mutex<Histogram<u64>>,
+    updates: std::sync::atomic::AtomicU64,
+    measuring: AtomicBool,
+    errors: std::sync::Mutex<Vec<String>>,
+}
+
+impl SoakShared {
+    fn error(&self, message: String) {
+        let mut errors = self
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keep_error(&mut errors, message);
+    }
+}
+
+/// Milliseconds since the epoch, as a float with µs precision.
+fn epoch_ms_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// The ways a soak client ends.
+enum SoakEnd {
+    /// It could not connect or subscribe.
+    Failed,
+    /// The server closed it (or it broke) while measuring.
+    Dropped,
+    /// It ran until told to stop.
+    Done,
+}
+
+type SoakStream = tokio_tungstenite::WebSocketStream<TcpStream>;
+
+/// Connects one client and subscribes it: `Err` with a message on failure.
+async fn soak_connect(endpoint: &Endpoint, subscribe: &[String]) -> Result<SoakStream, String> {
+    use futures_util::SinkExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest as _;
+    let stream = TcpStream::connect((endpoint.host.as_str(), endpoint.port))
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    let _ = stream.set_nodelay(true);
+    let mut request = format!("ws://{}{}/v1/live", endpoint.authority, endpoint.base_path)
+        .into_client_request()
+        .map_err(|e| e.to_string())?;
+    if let Some(token) = &endpoint.token {
+        if let Ok(v) = format!("Bearer {token}").parse() {
+            request.headers_mut().insert(header::AUTHORIZATION, v);
+        }
+    }
+    // Small buffers: 10K clients in one process.
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .read_buffer_size(4 << 10)
+        .write_buffer_size(0);
+    let (mut ws, _) = tokio_tungstenite::client_async_with_config(request, stream, Some(config))
+        .await
+        .map_err(|e| match e {
+            tokio_tungstenite::tungstenite::Error::Http(r) => {
+                format!("the upgrade was refused: HTTP {}", r.status())
+            }
+            e => format!("handshake: {e}"),
+        })?;
+    for s in subscribe {
+        ws.send(Message::text(s.clone()))
+            .await
+            .map_err(|e| format!("subscribe: {e}"))?;
+    }
+    Ok(ws)
+}
+
+/// Reads one client's frames until `stop`, recording lag and gaps while measuring.
+async fn soak_read(
+    mut ws: SoakStream,
+    shared: Arc<SoakShared>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    subscriptions: usize,
+) -> SoakEnd {
+    use futures_util::StreamExt as _;
+    use tokio_tungstenite::tungstenite::Message;
+    let mut last_partial: Vec<Option<f64>> = vec![None; subscriptions];
+    loop {
+        let frame = tokio::select! {
+            f = ws.next() => f,
+            () = async { let _ = stop.wait_for(|s| *s).await; } => {
+                let _ = ws.close(None).await;
+                return SoakEnd::Done;
+            }
+        };
+        let text = match frame {
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Close(_))) | None => return SoakEnd::Dropped,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                shared.error(format!("read: {e}"));
+                return SoakEnd::Dropped;
+            }
+        };
+        let now = epoch_ms_f64();
+        // Only the fields needed; the result itself is not parsed.
+        #[derive(serde::Deserialize)]
+        struct Frame<'a> {
+            #[serde(rename = "type")]
+            kind: &'a str,
+            #[serde(default)]
+            id: Option<&'a str>,
+            #[serde(default, rename = "kind")]
+            update_kind: Option<&'a str>,
+            #[serde(default)]
+            sent_at: Option<i64>,
+            #[serde(default)]
+            error: Option<String>,
+        }
+        let Ok(f) = serde_json::from_str::<Frame<'_>>(text.as_str()) else {
+            shared.error("a frame that is not JSON".to_owned());
+            continue;
+        };
+        match f.kind {
+            "update" => {
+                if !shared.measuring.load(Ordering::Relaxed) {
+                    continue;
+                }
+                shared.updates.fetch_add(1, Ordering::Relaxed);
+                if let Some(sent) = f.sent_at {
+                    let lag_us = ((now - sent as f64) * 1e3).max(1.0) as u64;
+                    if let Ok(mut h) = shared.lag.lock() {
+                        h.saturating_record(lag_us);
+                    }
+                }
+                if f.update_kind == Some("partial") {
+                    let slot =
+                        f.id.and_then(|id| id.strip_prefix('s'))
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .filter(|i| *i < subscriptions);
+                    if let Some(i) = slot {
+                        if let Some(prev) = last_partial[i].replace(now) {
+                            if let Ok(mut h) = shared.gap.lock() {
+                                h.saturating_record(((now - prev) * 1e3).max(1.0) as u64);
+                            }
+                        }
+                    }
+                }
+            }
+            "error" => shared.error(format!(
+                "server: {}",
+                f.error.unwrap_or_else(|| "error frame".to_owned())
+            )),
+            _ => {}
+        }
+    }
+}
+
+async fn ws_soak(endpoint: Endpoint, args: WsSoakArgs) -> Result<(), ClientError> {
+    // Each client is one descriptor; the usual soft limit is 1024.
+    let fd_limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(0);
+    if fd_limit < args.connections + 64 && !args.json {
+        eprintln!(
+            "warning: the open-files limit is {fd_limit}; {} clients need more (raise the hard limit: ulimit -Hn)",
+            args.connections
+        );
+    }
+    let mut query = serde_json::json!({
+        "metric": args.metric,
+        "agg": args.agg,
+        "interval": humantime::format_duration(*args.interval).to_string(),
+    });
+    if let Some(g) = &args.group_by {
+        query["group_by"] = Value::String(g.clone());
+    }
+    let subscribe: Arc<Vec<String>> = Arc::new(
+        (0..args.subscriptions)
+            .map(|i| {
+                serde_json::json!({"type": "subscribe", "id": format!("s{i}"), "query": query})
+                    .to_string()
+            })
+            .collect(),
+    );
+    let shared = Arc::new(SoakShared {
+        lag: std::sync::Mutex::new(latency_histogram()),
+        gap: std::sync::Mutex::new(latency_histogram()),
+        updates: std::sync::atomic::AtomicU64::new(0),
+        measuring: AtomicBool::new(false),
+        errors: std::sync::Mutex::new(Vec::new()),
+    });
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let endpoint = Arc::new(endpoint);
+    let started = Instant::now();
+    let progress = progress_bar(args.connections, args.json, "clients");
+    let permits = Arc::new(tokio::sync::Semaphore::new(
+        args.connect_concurrency as usize,
+    ));
+    let mut handles = Vec::with_capacity(args.connections as usize);
+    for _ in 0..args.connections {
+        let permit = Arc::clone(&permits)
+            .acquire_owned()
+            .await
+            .map_err(|e| ClientError::Incomplete(e.to_string()))?;
+        let (endpoint, shared, subscribe, stop, progress) = (
+            Arc::clone(&endpoint),
+            Arc::clone(&shared),
+            Arc::clone(&subscribe),
+            stop_rx.clone(),
+            progress.clone(),
+        );
+        let subscriptions = args.subscriptions as usize;
+        handles.push(tokio::spawn(async move {
+            let connected =
+                tokio::time::timeout(REQUEST_TIMEOUT, soak_connect(&endpoint, &subscribe)).await;
+            drop(permit);
+            progress.inc(1);
+            match connected {
+                Ok(Ok(ws)) => soak_read(ws, shared, stop, subscriptions).await,
+                Ok(Err(e)) => {
+                    shared.error(e);
+                    SoakEnd::Failed
+                }
+                Err(_) => {
+                    shared.error(format!("no connection within {REQUEST_TIMEOUT:?}"));
+                    SoakEnd::Failed
+                }
+            }
+        }));
+    }
+    // Wait for the last connection attempts.
+    let _ = permits
+        .acquire_many(args.connect_concurrency as u32)
+        .await
+        .map(|p| p.forget());
+    progress.finish_and_clear();
+    let connect_s = started.elapsed().as_secs_f64();
+    if !args.json {
+        eprintln!("connected; measuring for {}", args.duration);
+    }
+    shared.measuring.store(true, Ordering::Relaxed);
+    let measure = Instant::now();
+    tokio::time::sleep(*args.duration).await;
+    shared.measuring.store(false, Ordering::Relaxed);
+    let measured_s = measure.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let (mut connected, mut failed, mut dropped) = (0, 0, 0);
+    for h in handles {
+        match h.await {
+            Ok(SoakEnd::Done) => connected += 1,
+            Ok(SoakEnd::Dropped) => {
+                connected += 1;
+                dropped += 1;
+            }
+            Ok(SoakEnd::Failed) | Err(_) => failed += 1,
+        }
+    }
+    let updates = shared.updates.load(Ordering::Relaxed);
+    let lag = Percentiles::of(
+        &shared
+            .lag
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let gap = Percentiles::of(
+        &shared
+            .gap
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let errors = std::mem::take(
+        &mut *shared
+            .errors
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
+    let summary = WsSoakSummary {
+        kind: "ws-soak",
+        connections: args.connections,
+        connected,
+        failed,
+        dropped,
+        subscriptions: args.subscriptions,
+        fd_limit,
+        connect_s,
+        measured_s,
+        updates,
+        updates_per_s: if measured_s > 0.0 {
+            updates as f64 / measured_s
+        } else {
+            0.0
+        },
+        lag_us: lag,
+        gap_us: gap,
+        errors,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).unwrap_or_else(|_| "{}".to_owned())
+        );
+    } else {
+        print!("{}", summary.describe());
+    }
+    if failed > 0 || dropped > 0 {
+        Err(ClientError::Incomplete(format!(
+            "{failed} of {} clients failed to connect, {dropped} dropped",
+            args.connections
+        )))
+    } else {
+        Ok(())
+    }
+}
+
 /// Parses the command line and runs the command; exit code 1 on failure (clap exits
 /// with 2 on a usage error).
 #[tokio::main]
@@ -1845,6 +2260,7 @@ async fn main() -> ExitCode {
         Command::Query(args) => query(endpoint, args).await,
         Command::Tail(args) => tail(endpoint, args).await,
         Command::QueryLoad(args) => query_load(endpoint, args).await,
+        Command::WsSoak(args) => ws_soak(endpoint, args).await,
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

@@ -14,8 +14,22 @@
 //!    peak RSS (`VmHWM`, and the largest `VmRSS` sampled, from `/proc/<pid>/status`),
 //!    and the slope of `VmRSS` over the second half (MB/s: ~0 once memory levels off).
 //!
-//! It prints the figures against the targets of issue 15 (PASS/MISS) and writes them to
-//! `<target>/criterion/weft-metrics/platform.json`, where `cargo xtask bench-report`
+//! Then two WebSocket phases (`GET /v1/live`, through `client ws-soak`), each on a fresh
+//! server:
+//!
+//! 5. **10K clients**: 10,000 WebSocket clients, each subscribed to the same query at
+//!    1 update/s (the hub shares one feed); the server RSS they add (largest `VmRSS`
+//!    sampled while they are connected minus `VmRSS` before they connect) and the p99
+//!    push lag (receive time minus the update's `sent_at`);
+//! 6. **1K clients while ingesting**: 1,000 clients while ingesting 100K events/s; the
+//!    server's total peak RSS (`VmHWM`).
+//!
+//! `--phases http,ws` picks the HTTP phases (1-4), the WebSocket ones (5-6), or both
+//! (the default).
+//!
+//! It prints the figures against the targets of issues 15 and 16 (PASS/MISS) and writes
+//! them to `<target>/criterion/weft-metrics/platform.json` (a run of some phases keeps
+//! the other phases' rows already there), where `cargo xtask bench-report`
 //! picks them up for `BENCHMARKS.md` (not in `--quick` mode, whose figures are only a
 //! smoke test). The server is killed on every exit path (its guard's `Drop`).
 //!
@@ -49,6 +63,10 @@ pub(crate) struct Options {
     quick: bool,
     /// Events of the max-ingest phase, overriding the default.
     events: Option<u64>,
+    /// Run the HTTP phases (1-4).
+    http: bool,
+    /// Run the WebSocket phases (5-6).
+    ws: bool,
 }
 
 /// Parses `--quick`, `--events N` / `--events=N`.
@@ -56,11 +74,36 @@ pub(crate) fn parse_options(args: &[String]) -> Result<Options, String> {
     let mut options = Options {
         quick: false,
         events: None,
+        http: true,
+        ws: true,
     };
     let mut args = args.iter();
     while let Some(arg) = args.next() {
         let events = if arg == "--quick" {
             options.quick = true;
+            continue;
+        } else if arg == "--phases" || arg.starts_with("--phases=") {
+            let list = match arg.strip_prefix("--phases=") {
+                Some(list) => list,
+                None => args
+                    .next()
+                    .ok_or("`--phases` needs a list, e.g. `--phases ws` or `--phases http,ws`")?,
+            };
+            (options.http, options.ws) = (false, false);
+            for phase in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+                match phase {
+                    "http" => options.http = true,
+                    "ws" => options.ws = true,
+                    other => {
+                        return Err(format!(
+                            "`--phases {list}`: unknown phase group `{other}`; use http, ws or http,ws"
+                        ));
+                    }
+                }
+            }
+            if !options.http && !options.ws {
+                return Err("`--phases` needs http, ws or http,ws".to_owned());
+            }
             continue;
         } else if arg == "--events" {
             args.next()
@@ -107,6 +150,12 @@ struct Plan {
     memory_secs: u64,
     /// Series of the memory phase.
     memory_series: u64,
+    /// WebSocket clients of phase 5.
+    ws_clients: u64,
+    /// WebSocket clients of phase 6 (while ingesting `steady_rate`).
+    ws_ingest_clients: u64,
+    /// Seconds each WebSocket phase measures.
+    ws_secs: u64,
 }
 
 impl Plan {
@@ -130,6 +179,9 @@ impl Plan {
             // Long enough to see whether memory levels off (windows close every 10 s).
             memory_secs: 2 * secs,
             memory_series: 10_000,
+            ws_clients: if options.quick { 1_000 } else { 10_000 },
+            ws_ingest_clients: if options.quick { 200 } else { 1_000 },
+            ws_secs: if options.quick { 5 } else { 20 },
         }
     }
 }
@@ -163,6 +215,38 @@ struct Figures {
     rss_growth_mb_per_s: f64,
     /// Problems the phases ran into (events not accepted, queries failed).
     warnings: Vec<String>,
+    /// Whether the HTTP phases ran (their rows are reported).
+    ran_http: bool,
+    /// Phase 5, when it ran.
+    ws: Option<WsFigures>,
+    /// Phase 6, when it ran.
+    ws_ingest: Option<WsFigures>,
+}
+
+/// What one WebSocket phase measured.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct WsFigures {
+    /// Clients connected (and subscribed).
+    connected: u64,
+    /// Server VmRSS before the clients connected, MB.
+    rss_before_mb: f64,
+    /// Largest server VmRSS sampled while they were connected, MB.
+    rss_sampled_mb: f64,
+    /// The server's peak RSS (VmHWM) at the end, MB.
+    rss_peak_mb: f64,
+    /// Push lag p50 and p99, ms.
+    lag_p50_ms: f64,
+    /// See `lag_p50_ms`.
+    lag_p99_ms: f64,
+    /// Updates per second over all clients.
+    updates_per_s: f64,
+}
+
+impl WsFigures {
+    /// RSS the clients added, MB.
+    fn rss_added_mb(&self) -> f64 {
+        (self.rss_sampled_mb - self.rss_before_mb).max(0.0)
+    }
 }
 
 /// What one `client query-load` run measured.
@@ -254,6 +338,85 @@ fn rows(figures: &Figures, plan: &Plan) -> Vec<Row> {
         plan.qps,
         human(plan.steady_rate as f64)
     );
+    let mut out = Vec::new();
+    if figures.ran_http {
+        out.extend(http_rows(figures, plan, at_least, at_most, &during));
+    }
+    if let Some(ws) = &figures.ws {
+        let n = human(plan.ws_clients as f64);
+        out.extend([
+            Row {
+                workload: "ws_clients_connected",
+                label: format!("WebSocket clients connected (of {n})"),
+                value: ws.connected as f64,
+                unit: "clients",
+                target: at_least(plan.ws_clients as f64),
+            },
+            Row {
+                workload: "ws_rss_added_10k_clients",
+                label: format!("server RSS added by {n} WebSocket clients"),
+                value: ws.rss_added_mb(),
+                unit: "MB",
+                target: at_most(64.0),
+            },
+            Row {
+                workload: "ws_rss_per_client",
+                label: "server RSS per WebSocket client".to_owned(),
+                value: if ws.connected > 0 {
+                    ws.rss_added_mb() * 1e3 / ws.connected as f64
+                } else {
+                    f64::NAN
+                },
+                unit: "KB",
+                target: None,
+            },
+            Row {
+                workload: "ws_push_lag_p50_10k_clients",
+                label: format!("push lag p50, {n} clients at 1 update/s"),
+                value: ws.lag_p50_ms,
+                unit: "ms",
+                target: None,
+            },
+            Row {
+                workload: "ws_push_lag_p99_10k_clients",
+                label: format!("push lag p99, {n} clients at 1 update/s"),
+                value: ws.lag_p99_ms,
+                unit: "ms",
+                target: at_most(100.0),
+            },
+        ]);
+    }
+    if let Some(ws) = &figures.ws_ingest {
+        let n = human(plan.ws_ingest_clients as f64);
+        let rate = human(plan.steady_rate as f64);
+        out.extend([
+            Row {
+                workload: "ws_rss_total_1k_clients_100k_eps",
+                label: format!("server peak RSS, {n} WebSocket clients at {rate} events/s"),
+                value: ws.rss_peak_mb,
+                unit: "MB",
+                target: at_most(100.0),
+            },
+            Row {
+                workload: "ws_push_lag_p99_1k_clients_100k_eps",
+                label: format!("push lag p99, {n} clients at {rate} events/s"),
+                value: ws.lag_p99_ms,
+                unit: "ms",
+                target: None,
+            },
+        ]);
+    }
+    out
+}
+
+/// The rows of the HTTP phases.
+fn http_rows(
+    figures: &Figures,
+    plan: &Plan,
+    at_least: impl Fn(f64) -> Option<Target>,
+    at_most: impl Fn(f64) -> Option<Target>,
+    during: &str,
+) -> Vec<Row> {
     vec![
         Row {
             workload: "ingest_max",
@@ -420,6 +583,31 @@ fn render_table(rows: &[Row]) -> String {
 
 /// The notes under the table: how the figures were taken, and the side figures.
 fn render_notes(figures: &Figures) -> String {
+    let mut notes = Vec::new();
+    if figures.ran_http {
+        notes.push(http_notes(figures));
+    }
+    if let Some(ws) = &figures.ws {
+        notes.push(format!(
+            "WebSocket phase: server VmRSS {:.1} MB before the clients connected, at most \
+             {:.1} MB while connected (peak VmHWM {:.1} MB); {:.0} updates/s received in all; \
+             push lag = client receive time - the update's sent_at (stamped when the hub \
+             publishes the round, before the fan-out), ms resolution",
+            ws.rss_before_mb, ws.rss_sampled_mb, ws.rss_peak_mb, ws.updates_per_s
+        ));
+    }
+    if let Some(ws) = &figures.ws_ingest {
+        notes.push(format!(
+            "WebSocket phase while ingesting: {} clients connected, push lag p50 {:.1} ms, \
+             largest VmRSS sampled {:.1} MB",
+            ws.connected, ws.lag_p50_ms, ws.rss_sampled_mb
+        ));
+    }
+    notes.join("\n")
+}
+
+/// The notes of the HTTP phases.
+fn http_notes(figures: &Figures) -> String {
     format!(
         "notes: server cores used = server CPU seconds / wall seconds of the client's run; \
          ingest per core = accepted events / server CPU seconds (counted until the server \
@@ -436,9 +624,20 @@ fn render_notes(figures: &Figures) -> String {
 }
 
 /// `platform.json` in the format of `benches/common/mod.rs`'s `write_metrics`: our
-/// figures as implementation `weft`, each target as implementation `target`.
-fn metrics_json(rows: &[Row]) -> String {
-    let mut items = Vec::new();
+/// figures as implementation `weft`, each target as implementation `target`. With
+/// `keep` (the file as it was), the items of workloads this run did not measure stay.
+fn metrics_json(rows: &[Row], keep: Option<&str>) -> String {
+    let mut items: Vec<Value> = keep
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|item| {
+            !rows
+                .iter()
+                .any(|r| item["workload"].as_str() == Some(r.workload))
+        })
+        .collect();
     for row in rows {
         if !row.value.is_finite() {
             continue;
@@ -899,21 +1098,41 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
     let platform = examples.join("platform");
     let key = random_key();
     let ticks = clock_ticks_per_sec();
-    let mut figures = Figures::default();
+    let mut figures = Figures {
+        ran_http: options.http,
+        ..Figures::default()
+    };
+    if options.http {
+        http_phases(&platform, &examples, &key, ticks, &plan, &mut figures)?;
+    }
+    if options.ws {
+        ws_phases(&platform, &examples, &key, &plan, &mut figures)?;
+    }
+    report(root, options, &plan, &figures)
+}
 
+/// Phases 1-4.
+fn http_phases(
+    platform: &Path,
+    examples: &Path,
+    key: &str,
+    ticks: f64,
+    plan: &Plan,
+    figures: &mut Figures,
+) -> Result<(), String> {
     // Phases 1-3 on one server.
     {
         let dir = RunDir::create()?;
-        let server = Server::start(&platform, &dir.0, &key)?;
+        let server = Server::start(platform, &dir.0, key)?;
         let client = Client {
             binary: examples.join("client"),
             url: server.url.clone(),
-            key: key.clone(),
+            key: key.to_owned(),
         };
 
         println!("[xtask] phase 1/4: max ingest ({} events)", plan.max_events);
         let cpu_before = cpu_seconds(server.pid(), ticks)?;
-        let args = send_args(plan.max_events, 0.0, &plan, plan.series);
+        let args = send_args(plan.max_events, 0.0, plan, plan.series);
         let summary = client.run(&args, &mut figures.warnings)?;
         // A 202 comes before the shards have aggregated the batch: count the server's CPU
         // until that work is done (it goes quiet), not just until the last answer.
@@ -934,7 +1153,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             "[xtask] phase 2/4: ack latency at {} events/s ({count} events)",
             human(figures.half_rate)
         );
-        let args = send_args(count, figures.half_rate, &plan, plan.series);
+        let args = send_args(count, figures.half_rate, plan, plan.series);
         let summary = client.run(&args, &mut figures.warnings)?;
         figures.half_rate_reached = num(&summary, &["events_per_s"]);
         figures.ack_p50_ms = num(&summary, &["latency_us", "p50"]) / 1000.0;
@@ -947,7 +1166,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         );
         // Ingest for a second more than the two query runs, on both sides of them.
         let count = plan.steady_rate * (2 * plan.query_secs + 2);
-        let ingest_args = send_args(count, plan.steady_rate as f64, &plan, plan.series);
+        let ingest_args = send_args(count, plan.steady_rate as f64, plan, plan.series);
         let ingest = client.spawn(&ingest_args)?;
         std::thread::sleep(Duration::from_secs(1));
         // Open windows first: by the closed-window run the watermark has closed more of
@@ -985,11 +1204,11 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
     // Phase 4 on a fresh server, so its peak RSS is this phase's.
     {
         let dir = RunDir::create()?;
-        let server = Server::start(&platform, &dir.0, &key)?;
+        let server = Server::start(platform, &dir.0, key)?;
         let client = Client {
             binary: examples.join("client"),
             url: server.url.clone(),
-            key: key.clone(),
+            key: key.to_owned(),
         };
         println!(
             "[xtask] phase 4/4: server memory at {} events/s over {} series",
@@ -997,7 +1216,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             human(plan.memory_series as f64)
         );
         let count = plan.steady_rate * plan.memory_secs;
-        let args = send_args(count, plan.steady_rate as f64, &plan, plan.memory_series);
+        let args = send_args(count, plan.steady_rate as f64, plan, plan.memory_series);
         let mut ingest = client.spawn(&args)?;
         let started = Instant::now();
         let mut samples = Vec::new();
@@ -1018,8 +1237,117 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
         figures.rss_sampled_mb = sampled_kb as f64 * 1024.0 / 1e6;
         figures.rss_peak_mb = peak_kb as f64 * 1024.0 / 1e6;
     }
+    Ok(())
+}
 
-    report(root, options, &plan, &figures)
+/// The arguments of a `ws-soak` run.
+fn soak_args(clients: u64, secs: u64) -> Vec<String> {
+    [
+        "ws-soak",
+        "--connections",
+        &clients.to_string(),
+        "--duration",
+        &format!("{secs}s"),
+        "--metric",
+        METRIC,
+        "--agg",
+        "count,p99",
+        "--interval",
+        "1s",
+    ]
+    .map(str::to_owned)
+    .to_vec()
+}
+
+/// Runs `ws-soak` to the end, sampling the server's VmRSS: the soak's figures.
+fn soak(
+    client: &Client,
+    server: &Server,
+    args: &[String],
+    warnings: &mut Vec<String>,
+) -> Result<WsFigures, String> {
+    let mb = |kb: u64| kb as f64 * 1024.0 / 1e6;
+    let before = status_kb(server.pid(), "VmRSS").unwrap_or(0);
+    let mut run = client.spawn(args)?;
+    let mut sampled = before;
+    while run
+        .0
+        .as_mut()
+        .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    {
+        if let Some(kb) = status_kb(server.pid(), "VmRSS") {
+            sampled = sampled.max(kb);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let summary = finish(run, args, warnings)?;
+    Ok(WsFigures {
+        connected: num(&summary, &["connected"]) as u64,
+        rss_before_mb: mb(before),
+        rss_sampled_mb: mb(sampled),
+        rss_peak_mb: mb(status_kb(server.pid(), "VmHWM").unwrap_or(sampled)),
+        lag_p50_ms: num(&summary, &["lag_us", "p50"]) / 1000.0,
+        lag_p99_ms: num(&summary, &["lag_us", "p99"]) / 1000.0,
+        updates_per_s: num(&summary, &["updates_per_s"]),
+    })
+}
+
+/// Phases 5-6, each on a fresh server.
+fn ws_phases(
+    platform: &Path,
+    examples: &Path,
+    key: &str,
+    plan: &Plan,
+    figures: &mut Figures,
+) -> Result<(), String> {
+    {
+        let dir = RunDir::create()?;
+        let server = Server::start(platform, &dir.0, key)?;
+        let client = Client {
+            binary: examples.join("client"),
+            url: server.url.clone(),
+            key: key.to_owned(),
+        };
+        println!(
+            "[xtask] phase 5/6: {} WebSocket clients at 1 update/s",
+            human(plan.ws_clients as f64)
+        );
+        // Some data, so each update carries a result; then let the server settle.
+        let args = send_args(100_000, 0.0, plan, plan.series);
+        client.run(&args, &mut figures.warnings)?;
+        let _ = settled_cpu_seconds(server.pid(), clock_ticks_per_sec())?;
+        let args = soak_args(plan.ws_clients, plan.ws_secs);
+        figures.ws = Some(soak(&client, &server, &args, &mut figures.warnings)?);
+    }
+    {
+        let dir = RunDir::create()?;
+        let server = Server::start(platform, &dir.0, key)?;
+        let client = Client {
+            binary: examples.join("client"),
+            url: server.url.clone(),
+            key: key.to_owned(),
+        };
+        println!(
+            "[xtask] phase 6/6: {} WebSocket clients while ingesting {} events/s",
+            human(plan.ws_ingest_clients as f64),
+            human(plan.steady_rate as f64)
+        );
+        // Ingest for the whole soak, with a few seconds to spare for connecting.
+        let count = plan.steady_rate * (plan.ws_secs + 5);
+        let ingest_args = send_args(count, plan.steady_rate as f64, plan, plan.series);
+        let ingest = client.spawn(&ingest_args)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let args = soak_args(plan.ws_ingest_clients, plan.ws_secs);
+        figures.ws_ingest = Some(soak(&client, &server, &args, &mut figures.warnings)?);
+        finish(ingest, &ingest_args, &mut figures.warnings)?;
+        if let Some(ws) = &mut figures.ws_ingest {
+            // The peak over the whole ingest, not only while the clients were there.
+            if let Some(kb) = status_kb(server.pid(), "VmHWM") {
+                ws.rss_peak_mb = kb as f64 * 1024.0 / 1e6;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Prints the result table and writes `platform.json` (not for `--quick`).
@@ -1047,7 +1375,12 @@ fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Res
         .join("weft-metrics");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("platform.json");
-    std::fs::write(&path, metrics_json(&rows))
+    let keep = if options.http && options.ws {
+        None
+    } else {
+        std::fs::read_to_string(&path).ok()
+    };
+    std::fs::write(&path, metrics_json(&rows, keep.as_deref()))
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     println!(
         "[xtask] wrote {} (`cargo xtask bench-report` puts it into BENCHMARKS.md)",
@@ -1070,7 +1403,9 @@ mod tests {
             parse_options(&[]).unwrap(),
             Options {
                 quick: false,
-                events: None
+                events: None,
+                http: true,
+                ws: true,
             }
         );
         let options = parse_options(&strings(&["--quick", "--events", "2_000_000"])).unwrap();
@@ -1092,7 +1427,9 @@ mod tests {
         assert!(
             Plan::new(&Options {
                 quick: true,
-                events: None
+                events: None,
+                http: true,
+                ws: true,
             })
             .max_events
                 < 1_000_000
@@ -1151,10 +1488,27 @@ mod tests {
             rss_sampled_mb: 79.0,
             rss_growth_mb_per_s: 0.5,
             warnings: Vec::new(),
+            ran_http: true,
+            ws: Some(WsFigures {
+                connected: 10_000,
+                rss_before_mb: 20.0,
+                rss_sampled_mb: 60.0,
+                rss_peak_mb: 61.0,
+                lag_p50_ms: 12.0,
+                lag_p99_ms: 120.0,
+                updates_per_s: 10_000.0,
+            }),
+            ws_ingest: Some(WsFigures {
+                connected: 1_000,
+                rss_peak_mb: 90.0,
+                ..WsFigures::default()
+            }),
         };
         let plan = Plan::new(&Options {
             quick: false,
             events: None,
+            http: true,
+            ws: true,
         });
         let rows = rows(&figures, &plan);
         let table = render_table(&rows);
@@ -1189,7 +1543,27 @@ mod tests {
         assert_eq!(human(-1500.0), "-1,500");
 
         // The metrics file is what bench-report reads: ours and the targets.
-        let json: Value = serde_json::from_str(&metrics_json(&rows)).unwrap();
+        assert!(
+            line("server RSS added by 10,000 WebSocket clients").contains("40.0 MB"),
+            "{table}"
+        );
+        assert!(
+            line("server RSS per WebSocket client").contains("4.000 KB"),
+            "{table}"
+        );
+        assert!(
+            line("push lag p99, 10,000 clients").ends_with("MISS"),
+            "{table}"
+        );
+        assert!(
+            line("WebSocket clients connected (of 10,000)").ends_with("PASS"),
+            "{table}"
+        );
+        assert!(
+            line("server peak RSS, 1,000 WebSocket clients").ends_with("PASS"),
+            "{table}"
+        );
+        let json: Value = serde_json::from_str(&metrics_json(&rows, None)).unwrap();
         let items = json.as_array().unwrap();
         assert!(items.iter().all(|i| i["workload"].is_string()
             && i["implementation"].is_string()
@@ -1204,6 +1578,38 @@ mod tests {
         assert_eq!(find("ack_p99_at_half_max", "weft"), Some(6.25));
         assert_eq!(find("ack_p99_at_half_max", "target"), Some(5.0));
         assert_eq!(find("ingest_max", "target"), None);
+        assert_eq!(find("ws_rss_added_10k_clients", "weft"), Some(40.0));
+
+        // A run of the WebSocket phases only keeps the HTTP rows already written.
+        let ws_only = Figures {
+            ran_http: false,
+            ..figures.clone()
+        };
+        let ws_rows = super::rows(&ws_only, &plan);
+        assert!(ws_rows.iter().all(|r| r.workload.starts_with("ws_")));
+        let old = metrics_json(&rows, None).replace("40.0", "99.0");
+        let merged: Value = serde_json::from_str(&metrics_json(&ws_rows, Some(&old))).unwrap();
+        let merged = merged.as_array().unwrap();
+        assert_eq!(merged.len(), items.len());
+        let value = |w: &str| {
+            merged
+                .iter()
+                .find(|i| i["workload"] == w && i["implementation"] == "weft")
+                .map(|i| i["value"].as_f64().unwrap())
+        };
+        assert_eq!(value("ws_rss_added_10k_clients"), Some(40.0));
+        assert_eq!(value("ack_p99_at_half_max"), Some(6.25));
+    }
+
+    #[test]
+    fn phases_parse() {
+        let o = parse_options(&strings(&["--phases", "ws"])).unwrap();
+        assert!(o.ws && !o.http);
+        let o = parse_options(&strings(&["--phases=http,ws", "--quick"])).unwrap();
+        assert!(o.ws && o.http && o.quick);
+        for bad in [&["--phases"][..], &["--phases", "tcp"], &["--phases", ","]] {
+            assert!(parse_options(&strings(bad)).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -11,7 +11,7 @@
 //!   that contain `unsafe` code.
 //! - `bench-report`: turns criterion's output under `target/criterion` into
 //!   `BENCHMARKS.md` (see [`bench_report`]).
-//! - `loadtest [--quick] [--events N]`: the platform's load test on loopback (see
+//! - `loadtest [--quick] [--events N] [--phases http,ws]`: the platform's load test on loopback (see
 //!   [`loadtest`]); a benchmark, not part of `test`.
 //! - `help`: the task list.
 //!
@@ -79,7 +79,7 @@ Tasks:
         Extra figures in <criterion dir>/weft-metrics/<pattern>.json (written by benches
         and by `loadtest`) become tables; a pattern with only such figures (`platform`)
         gets a section of its own.
-  loadtest [--quick] [--events N]
+  loadtest [--quick] [--events N] [--phases http,ws]
         The platform's load test on loopback (Linux; a benchmark, not part of `test`):
         builds `--example platform` and `--example client` in release, starts the
         server with a fresh data dir and one tenant, and measures with the client:
@@ -91,9 +91,15 @@ Tasks:
              then over closed windows only, the API's default)
           4. peak server RSS at 100K events/s over 10K series for 20 s (fresh
              server), and how fast it still grows over the second half
-        Prints each figure against the target of issue 15 (PASS/MISS) and writes
-        <target>/criterion/weft-metrics/platform.json for `bench-report`.
+          5. 10,000 WebSocket clients (`client ws-soak`) at 1 update/s on one
+             shared query (fresh server): server RSS they add, p99 push lag
+          6. 1,000 WebSocket clients while ingesting 100K events/s (fresh server):
+             total peak server RSS
+        Prints each figure against the targets of issues 15 and 16 (PASS/MISS) and
+        writes <target>/criterion/weft-metrics/platform.json for `bench-report`.
         --quick: small counts and 3-6 s phases, a smoke run (nothing written).
+        --phases: `http` (1-4), `ws` (5-6) or both (default); a partial run keeps
+        the other phases' rows in platform.json.
   help
         This text.
 ";

@@ -35,7 +35,7 @@ use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgr
 use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
-use futures_util::StreamExt;
+use futures_util::{SinkExt, StreamExt};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use tokio::sync::watch;
@@ -58,7 +58,9 @@ pub struct LiveLimits {
     pub idle_timeout: Duration,
     /// The smallest `interval` a subscription may ask for.
     pub min_interval: Duration,
-    /// The WebSocket read buffer per connection (bytes).
+    /// The WebSocket read buffer per connection (bytes; tungstenite allocates it up
+    /// front, so it is most of a connection's memory: client messages are small, and a
+    /// bigger one grows it).
     pub read_buffer: usize,
     /// The WebSocket write buffer per connection (bytes).
     pub write_buffer: usize,
@@ -73,7 +75,7 @@ impl Default for LiveLimits {
             ping_every: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
             min_interval: Duration::from_millis(100),
-            read_buffer: 4 << 10,
+            read_buffer: 1 << 10,
             write_buffer: 4 << 10,
             max_message: 64 << 10,
         }
@@ -568,16 +570,17 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
     let mut stats: Option<watch::Receiver<Option<Utf8Bytes>>> = None;
     let mut stopping = app.stopping.clone();
     let mut ping = tokio::time::interval_at(Instant::now() + limits.ping_every, limits.ping_every);
-    let mut last_seen = Instant::now();
+    // One timer, moved forward when the client speaks (not a new one per update).
+    let idle = tokio::time::sleep(limits.idle_timeout);
+    tokio::pin!(idle);
     loop {
-        let idle = tokio::time::sleep_until(last_seen + limits.idle_timeout);
         let step = tokio::select! {
             biased;
             _ = stopping.wait_for(|s| *s) => Step::Close(1001, "the server is shutting down"),
             msg = socket.recv() => match msg {
                 None | Some(Err(_)) | Some(Ok(Message::Close(_))) => Step::End,
                 Some(Ok(m)) => {
-                    last_seen = Instant::now();
+                    idle.as_mut().reset(Instant::now() + limits.idle_timeout);
                     match m {
                         Message::Text(t) => Step::Send(
                             handle(&app, &tenant, t.as_str(), &mut subs, &mut stats),
@@ -625,7 +628,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
                 _ => Step::Nothing,
             },
             _ = ping.tick() => Step::Ping,
-            () = idle => Step::Close(1000, "idle timeout: no message or pong for too long"),
+            () = &mut idle => Step::Close(1000, "idle timeout: no message or pong for too long"),
         };
         let frames = match step {
             Step::Send(frames) => frames
@@ -641,19 +644,21 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
             Step::End => break,
         };
         let closing = frames.iter().any(|m| matches!(m, Message::Close(_)));
-        let mut failed = false;
-        for f in frames {
-            // A client that does not read blocks this write; past the idle timeout the
-            // connection is dropped rather than held open.
-            match tokio::time::timeout(limits.idle_timeout, socket.send(f)).await {
-                Ok(Ok(())) => {}
-                _ => {
-                    failed = true;
-                    break;
-                }
+        // The frames go out together (a round's final and partial: one write). A client
+        // that does not read blocks this write; past the idle timeout the connection
+        // is dropped rather than held open, and shutdown does not wait for it either.
+        let write = async {
+            for f in frames {
+                socket.feed(f).await?;
             }
-        }
-        if failed || closing {
+            socket.flush().await
+        };
+        let sent = tokio::select! {
+            biased;
+            r = tokio::time::timeout(limits.idle_timeout, write) => matches!(r, Ok(Ok(()))),
+            _ = stopping.wait_for(|s| *s) => false,
+        };
+        if !sent || closing {
             break;
         }
     }

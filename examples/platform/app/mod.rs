@@ -193,6 +193,14 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
         .local_addr()
         .map_err(|e| format!("no local address: {e}"))?;
 
+    // Live updates are small frames: without TCP_NODELAY, Nagle holds a frame written
+    // right after another (a round's partial after its final) until the client's
+    // delayed ACK, up to 40 ms. HTTP answers go out in one write either way.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     let (stop, stop_rx) = watch::channel(false);
     let demo = settings.demo.then(|| Arc::new(DemoStats::default()));
     let hub = Arc::new(live::Hub::default());
