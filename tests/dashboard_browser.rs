@@ -218,6 +218,7 @@ async fn drive(c: &Client, running: app::Running, dir: &Path) {
     assert!(attr_u64(c, "#chart-latency", "data-points").await >= 2);
     assert!(attr_u64(c, "#bars-routes", "data-points").await >= 3);
     assert!(s["lastRate"].as_f64().unwrap_or(0.0) > 0.0, "{s:#}");
+    assert!(s["pushLagMs"].is_number(), "{s:#}");
 
     // ... and keep moving: more throughput points, more latency updates (partials move
     // the open window's point, finals add closed windows).

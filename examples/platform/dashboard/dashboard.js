@@ -48,6 +48,7 @@
     charts: { throughput: 0, latency: 0, routes: 0, paths: 0 },
     lastLatency: null,
     closedWindows: 0,
+    pushLagMs: null,
     lastRate: null,
     errors: [],
   };
@@ -442,7 +443,6 @@
     $("tile-rate").textContent = fmt(m.events_per_s);
     $("tile-accepted").textContent = fmt(m.accepted_total);
     $("tile-rejected").textContent = fmt(m.rejected_total);
-    $("tile-p99").textContent = fmt(m.ingest_p99_ms);
     $("tile-conns").textContent = fmt(m.connections);
     $("tile-firing").textContent = fmt(m.alerts_firing);
     $("tile-firing").classList.toggle("alerting", m.alerts_firing > 0);
@@ -557,9 +557,22 @@
     askForKey((message || "the server refused the key") + ": enter a valid key");
   }
 
+  // Push lag: our receive time minus the server's `sent_at` (meaningful when the two
+  // clocks agree, e.g. on one machine), the median of the last few updates.
+  const lags = [];
+  function noteLag(sentAt) {
+    if (typeof sentAt !== "number") return;
+    lags.push(Math.max(0, Date.now() - sentAt));
+    if (lags.length > 20) lags.shift();
+    const sorted = lags.slice().sort((a, b) => a - b);
+    debug.pushLagMs = sorted[sorted.length >> 1];
+    $("tile-lag").textContent = fmt(debug.pushLagMs);
+  }
+
   function onUpdate(m) {
     const final = m.kind === "final";
     if (!m.result) return;
+    noteLag(m.sent_at);
     if (m.id in debug.updates) debug.updates[m.id]++;
     if (final && m.id in debug.finals) debug.finals[m.id]++;
     if (m.id === "latency") mergeLatency(m.result, final);
