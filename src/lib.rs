@@ -100,6 +100,9 @@ pub mod book {
     #[cfg(feature = "analytics")]
     #[doc = include_str!("../docs/src/platform.md")]
     pub struct Platform;
+    #[cfg(feature = "analytics")]
+    #[doc = include_str!("../docs/src/journey.md")]
+    pub struct Journey;
     #[cfg(feature = "actor")]
     #[doc = include_str!("../docs/src/actor.md")]
     pub struct Actor;

@@ -63,6 +63,7 @@ fn print_banner(r: &app::Running) {
     println!("data directory: {}", s.data_dir.display());
     if let Some(key) = &r.demo_key {
         println!("demo tenant key: {key}");
+        println!("dashboard: {url}/dashboard#token={key}");
         if s.demo {
             println!(
                 "demo source: {} events/s into tenant `demo` (metrics http.request_ms, shop.order_value)",

@@ -5,6 +5,7 @@
 //! one-line result with its duration, and the run ends with a summary table. `--skip`
 //! leaves steps out for local iteration; CI runs them all.
 
+mod browser;
 mod valgrind;
 
 use std::path::Path;
@@ -18,7 +19,8 @@ pub(crate) enum Step {
     Fmt,
     /// `cargo clippy --workspace --all-targets -- -D warnings` (benches and examples too).
     Clippy,
-    /// `cargo test --workspace`: unit, integration and doc tests.
+    /// `cargo test --workspace`: unit, integration and doc tests, after making sure
+    /// Chromium and chromedriver are installed for the dashboard's browser test.
     Test,
     /// The loom models, `--release`, in their own target directory.
     Loom,
@@ -177,6 +179,9 @@ fn run_step(root: &Path, step: Step, extra: &[String]) -> Result<(), String> {
         Step::Test => {
             let mut command = crate::cargo(root);
             command.args(["test", "--workspace"]);
+            if let Some(reason) = browser::prepare() {
+                command.env(browser::ENV, format!("skip: {reason}"));
+            }
             run_command(&mut command)
         }
         Step::Loom => run_command(&mut loom_command(root, extra)),

@@ -40,6 +40,8 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
+        .route("/dashboard", get(super::dashboard::page))
+        .route("/dashboard/{file}", get(super::dashboard::file))
         .fallback(|| async {
             error(
                 StatusCode::NOT_FOUND,

@@ -7,11 +7,13 @@
 //! - [`api`] — routes and handlers.
 //! - [`prom`] — `/metrics`.
 //! - [`demo`] — the built-in event source.
+//! - [`dashboard`] — the live dashboard page (`GET /dashboard`).
 //! - [`live`] — `GET /v1/live`, the WebSocket hub.
 
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod dashboard;
 pub mod demo;
 pub mod live;
 pub mod prom;
