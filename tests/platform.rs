@@ -236,6 +236,46 @@ async fn ingest_validates_reports_by_index_and_refuses_bad_bodies() {
     }
     let r = http.post("/v1/events?wait=maybe", Some(ACME), b"{}").await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for source in ["", "a%2Fb", "%20"] {
+        let r = http
+            .post(
+                &format!("/v1/events?source={source}"),
+                Some(ACME),
+                ndjson("m", ts, 1).as_bytes(),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::BAD_REQUEST,
+            "source {source:?}: {}",
+            r.body
+        );
+    }
+    // Sources are per tenant.
+    let r = http
+        .post(
+            "/v1/events?source=web-1",
+            Some(ACME),
+            ndjson("m", ts, 1).as_bytes(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.body);
+    let sources: Vec<String> = srv
+        .app
+        .engine
+        .metrics()
+        .sources
+        .iter()
+        .map(|s| s.source.clone())
+        .collect();
+    assert!(sources.contains(&"acme/web-1".to_owned()), "{sources:?}");
+    // Timestamps more than MAX_FUTURE ahead are refused (the watermark is shared).
+    let ahead = now_ms() + 2 * app::MAX_FUTURE.as_millis() as i64;
+    let r = http
+        .post("/v1/events", Some(ACME), ndjson("m", ahead, 1).as_bytes())
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
+    assert_eq!(r.json()["rejected"][0]["reason"], "timestamp_in_future");
 
     // Oversized: body over the byte limit, or more events than allowed.
     let huge = vec![b' '; 65 << 10];
@@ -569,10 +609,17 @@ async fn health_readiness_metrics_and_tail() {
     .await;
     assert_eq!(found, Ok(true), "{text}");
     assert!(text.contains("event: partial"), "{text}");
-    let r = http
-        .get("/v1/tail?metric=live&interval=0s", Some(ACME))
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    for bad in [
+        "interval=0s",
+        "interval=1ms",
+        "interval=300000000000y",
+        "window=100y",
+    ] {
+        let r = http
+            .get(&format!("/v1/tail?metric=live&{bad}"), Some(ACME))
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
+    }
     srv.shutdown().await;
 }
 

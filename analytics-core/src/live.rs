@@ -96,9 +96,9 @@ impl Engine {
     /// [`Error::Query`] for a malformed query, [`Error::Config`] for a zero interval.
     pub fn live(&self, query: Query, interval: Duration) -> Result<LiveFeed, Error> {
         query.validate(&self.inner.cfg.agg)?;
-        if interval.is_zero() {
+        if interval.is_zero() || interval > MAX_INTERVAL {
             return Err(Error::Config(
-                "the live feed interval must be positive".into(),
+                "the live feed interval must be positive and at most a day".into(),
             ));
         }
         let subject = Arc::new(Subject::new());
@@ -111,6 +111,11 @@ impl Engine {
             let mut final_through = i64::MIN;
             loop {
                 iv.tick().await;
+                if out.subscriber_count() == 0 {
+                    // Nobody to tell yet (the first tick fires before the caller has
+                    // subscribed): a round now would spend its finals on no one.
+                    continue;
+                }
                 let Some(inner) = weak.upgrade() else { break };
                 match round(&inner, &query, interval, &mut final_through).await {
                     Ok(updates) => {
@@ -131,6 +136,9 @@ impl Engine {
     }
 }
 
+/// The longest live-feed interval.
+const MAX_INTERVAL: Duration = Duration::from_secs(86_400);
+
 /// One round: finals since `final_through`, then partials.
 async fn round(
     inner: &Inner,
@@ -147,6 +155,7 @@ async fn round(
         wm = wm.min(w);
     }
     let mut updates = Vec::with_capacity(2);
+    let mut through = *final_through;
     let lateness = inner.cfg.lateness;
     // Windows with end + lateness <= wm are closed everywhere.
     let closed_end = wm.saturating_sub(lateness);
@@ -160,7 +169,7 @@ async fn round(
         let mut fq = (**q).clone();
         fq.end_range = Some((*final_through, closed_end));
         let result = inner.store.query(|s| s.run(&fq))?;
-        *final_through = closed_end;
+        through = closed_end;
         updates.push(LiveUpdate {
             kind: LiveKind::Final,
             watermark: wm,
@@ -172,6 +181,9 @@ async fn round(
         watermark: wm,
         result: open_windows(inner, q, timeout.max(Duration::from_secs(1))).await?,
     });
+    // Only a round that is delivered whole moves the finals on: a partial that timed
+    // out sends nothing, and its finals come again next round.
+    *final_through = through;
     Ok(updates)
 }
 

@@ -4,15 +4,43 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use common::{Rng, builder, cells, clock, events};
 use weft_analytics::{Batch, Compacted, Compactor, Durability, Engine, WindowSpec};
-use weft_saga::{MemoryJournal, Outcome};
+use weft_saga::{Event, Journal, JournalFuture, MemoryJournal, Outcome, Record};
+
+/// A journal whose process "dies" right after the `snapshot` step is journaled: that
+/// append is written, then never returns (nothing after it runs).
+#[derive(Debug)]
+struct DiesAfterSnapshot {
+    inner: Arc<MemoryJournal>,
+    died: Arc<tokio::sync::Notify>,
+}
+
+impl Journal for DiesAfterSnapshot {
+    fn append(&self, record: Record) -> JournalFuture<'_, ()> {
+        let dies = matches!(&record.event, Event::StepCompleted { step, .. } if step == "snapshot");
+        let append = self.inner.append(record);
+        Box::pin(async move {
+            append.await?;
+            if dies {
+                self.died.notify_one();
+                std::future::pending::<()>().await;
+            }
+            Ok(())
+        })
+    }
+
+    fn load<'a>(&'a self, saga_id: &'a str) -> JournalFuture<'a, Vec<Record>> {
+        self.inner.load(saga_id)
+    }
+
+    fn in_flight(&self) -> JournalFuture<'_, Vec<String>> {
+        self.inner.in_flight()
+    }
+}
 use weft_time::ManualClock;
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -88,21 +116,22 @@ async fn a_snapshot_that_does_not_verify_is_deleted_and_the_log_kept() {
     let (engine, before) = filled(&clock, dir.path()).await;
     let journal = Arc::new(MemoryJournal::new());
 
-    // The first run stops (its process "dies") right after the snapshot step.
-    let first = Compactor::new(engine.clone(), Arc::clone(&journal)).unwrap();
+    // The first run stops (its process "dies") right after the snapshot step is
+    // journaled: the journal never returns from that append.
+    let died = Arc::new(tokio::sync::Notify::new());
+    let first = Compactor::new(
+        engine.clone(),
+        DiesAfterSnapshot {
+            inner: Arc::clone(&journal),
+            died: Arc::clone(&died),
+        },
+    )
+    .unwrap();
     {
-        let mut run = pin!(first.compact("c1"));
-        loop {
-            let finished = poll_fn(|cx| Poll::Ready(run.as_mut().poll(cx).is_ready())).await;
-            assert!(!finished, "the run finished before it could be stopped");
-            let snapshotted = first
-                .status("c1")
-                .await
-                .is_ok_and(|s| s.completed.iter().any(|c| c == "snapshot"));
-            if snapshotted {
-                break;
-            }
-            tokio::task::yield_now().await;
+        let run = first.compact("c1");
+        tokio::select! {
+            _ = run => panic!("the run finished before it could be stopped"),
+            () = died.notified() => {}
         }
     }
     // Meanwhile the snapshot file is damaged.

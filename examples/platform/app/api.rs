@@ -187,6 +187,19 @@ async fn ingest(
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
     let source = param(&q, "source").unwrap_or("default");
+    if source.is_empty()
+        || source.len() > 64
+        || !source
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "`source`: use 1-64 ASCII letters, digits, `.`, `_` or `-`",
+        );
+    }
+    // Sources are per tenant: one tenant's timestamps never move another's source.
+    let source = format!("{tenant}/{source}");
     if !app.engine.is_ready() {
         return with_retry_after(
             error(
@@ -222,7 +235,9 @@ async fn ingest(
         )
             .into_response()
     };
-    let batch = Batch::new(parsed.events).tenant(&*tenant).source(source);
+    let batch = Batch::new(parsed.events)
+        .tenant(&*tenant)
+        .source(source.as_str());
     if atomic {
         // Everything wrong with the request, parse and engine checks together.
         let invalid = app.engine.validate(&batch);
@@ -261,11 +276,19 @@ async fn ingest(
     stats.events_rejected.add(rejected.len() as u64);
     let status = if wait {
         if let Err(e) = app.engine.sync_log().await {
+            // The batch is in the log and the shards: answer what is true (accepted,
+            // not known durable), so a client does not retry it and count it twice.
             stats.log_errors.incr();
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("the events were accepted but the log could not be synced: {e}"),
-            );
+            return (
+                StatusCode::ACCEPTED,
+                axum::Json(json!({
+                    "accepted": report.accepted,
+                    "rejected": rejections_json(&rejected),
+                    "durable": false,
+                    "error": format!("accepted, but the log could not be synced: {e}"),
+                })),
+            )
+                .into_response();
         }
         StatusCode::OK
     } else {
@@ -635,6 +658,42 @@ async fn series(
     .into_response()
 }
 
+/// The shortest partial-result interval of a live query (`/v1/tail`, `/v1/live`).
+pub(super) const MIN_LIVE_INTERVAL: Duration = Duration::from_millis(100);
+/// The longest partial-result interval of a live query.
+const MAX_LIVE_INTERVAL: Duration = Duration::from_secs(3_600);
+/// The longest look-back window of a live query.
+const MAX_LIVE_WINDOW: Duration = Duration::from_secs(7 * 86_400);
+
+/// A live query's `interval` (default 1 s, at least `min_interval`, at most an hour)
+/// and `window` (default 5 min, at most 7 days), shared by `/v1/tail` and `/v1/live`.
+pub(super) fn live_timing(
+    interval: Option<&str>,
+    window: Option<&str>,
+    min_interval: Duration,
+) -> Result<(Duration, Duration), String> {
+    let interval = interval.map_or(Ok(Duration::from_secs(1)), |s| {
+        parse_duration("interval", s)
+    })?;
+    if interval < min_interval || interval > MAX_LIVE_INTERVAL {
+        return Err(format!(
+            "`interval` must be between {} and {}",
+            humantime::format_duration(min_interval),
+            humantime::format_duration(MAX_LIVE_INTERVAL)
+        ));
+    }
+    let window = window.map_or(Ok(Duration::from_secs(300)), |s| {
+        parse_duration("window", s)
+    })?;
+    if window > MAX_LIVE_WINDOW {
+        return Err(format!(
+            "`window` must be at most {}",
+            humantime::format_duration(MAX_LIVE_WINDOW)
+        ));
+    }
+    Ok((interval, window))
+}
+
 /// `GET /v1/tail`: server-sent events of a live query.
 async fn tail(
     State(app): State<Arc<App>>,
@@ -644,12 +703,11 @@ async fn tail(
     let q = pairs(raw.as_deref());
     let now = now_ms();
     let parsed = (|| {
-        let interval = param(&q, "interval").map_or(Ok(Duration::from_secs(1)), |s| {
-            parse_duration("interval", s)
-        })?;
-        let window = param(&q, "window").map_or(Ok(Duration::from_secs(300)), |s| {
-            parse_duration("window", s)
-        })?;
+        let (interval, window) = live_timing(
+            param(&q, "interval"),
+            param(&q, "window"),
+            MIN_LIVE_INTERVAL,
+        )?;
         let from = now.saturating_sub(i64::try_from(window.as_millis()).unwrap_or(i64::MAX));
         // Up to a day ahead: the feed follows new windows as they come.
         let p = build_query(&tenant, &q, from, now.saturating_add(86_400_000))?;
@@ -883,6 +941,8 @@ async fn create_alert(
             axum::Json(json!({ "key": rule.key(), "rule": rule_json(&rule) })),
         )
             .into_response(),
+        // A concurrent create of the same name got in between the check and here.
+        Err(EngineError::RuleCommand(m)) if m.contains("exists") => error(StatusCode::CONFLICT, m),
         Err(EngineError::RuleCommand(m)) => error(StatusCode::BAD_REQUEST, m),
         Err(e) => engine_error(e),
     }

@@ -58,7 +58,7 @@ impl TenantKey {
     pub fn from_hex(name: &str, hex: &str) -> Result<Self, String> {
         check_name(name)?;
         let bad = || format!("tenant `{name}`: key-sha256 must be 64 hex digits");
-        if hex.len() != 64 {
+        if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(bad());
         }
         let mut hash = [0u8; 32];
@@ -202,6 +202,9 @@ mod tests {
         assert!(parse_tenant_flag("ac me=longenough").is_err());
         assert!(parse_tenant_flag("acme=short").is_err());
         assert!(parse_tenant_flag("acme=sha256:abc").is_err());
+        let not_hex = format!("acme=sha256:+{}", &hash_hex("x")[1..]);
+        assert!(parse_tenant_flag(&not_hex).is_err());
+        assert!(parse_tenant_flag(&format!("acme=sha256:{}", "é".repeat(32))).is_err());
         assert!(parse_tenant_flag(&format!("acme=sha256:{}", hash_hex("x"))).is_ok());
     }
 }

@@ -74,7 +74,7 @@ impl Default for LiveLimits {
             max_subscriptions: 16,
             ping_every: Duration::from_secs(15),
             idle_timeout: Duration::from_secs(60),
-            min_interval: Duration::from_millis(100),
+            min_interval: api::MIN_LIVE_INTERVAL,
             read_buffer: 1 << 10,
             write_buffer: 4 << 10,
             max_message: 64 << 10,
@@ -518,24 +518,11 @@ struct SubSpec {
 }
 
 fn sub_spec(tenant: &str, q: &SubQuery, limits: &LiveLimits) -> Result<SubSpec, String> {
-    let interval = q
-        .interval
-        .as_deref()
-        .map_or(Ok(Duration::from_secs(1)), |s| {
-            api::parse_duration("interval", s)
-        })?;
-    if interval < limits.min_interval {
-        return Err(format!(
-            "`interval` must be at least {}",
-            humantime::format_duration(limits.min_interval)
-        ));
-    }
-    let window = q
-        .window
-        .as_deref()
-        .map_or(Ok(Duration::from_secs(300)), |s| {
-            api::parse_duration("window", s)
-        })?;
+    let (interval, window) = api::live_timing(
+        q.interval.as_deref(),
+        q.window.as_deref(),
+        limits.min_interval,
+    )?;
     let mut pairs = vec![("metric".to_owned(), q.metric.clone())];
     if let Some(a) = &q.agg {
         pairs.push(("agg".to_owned(), a.items().join(",")));

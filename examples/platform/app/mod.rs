@@ -27,7 +27,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use weft::analytics::{
     AggregateConfig, AlertManager, AlertRule, Comparison, Condition, Durability, Engine, HttpSink,
-    Notification, Notifier, RuleAggregate, Sink, SinkFuture, Tier, TimeMode, WindowSpec,
+    Limits, Notification, Notifier, RuleAggregate, Sink, SinkFuture, Tier, TimeMode, WindowSpec,
 };
 use weft::eventsourcing::{FileLog, FileLogConfig};
 use weft::lockfree::StripedCounter;
@@ -36,6 +36,9 @@ use weft::ratelimit::Quota;
 use self::auth::{TenantKey, Tenants};
 use self::config::Settings;
 use self::demo::DemoStats;
+
+/// How far into the future (by the server clock) an event's timestamp may be.
+pub const MAX_FUTURE: Duration = Duration::from_secs(30);
 
 /// The HTTP layer's counters (weft-lockfree striped counters: handlers on every core
 /// write them without contention).
@@ -145,6 +148,9 @@ pub async fn start(settings: Settings) -> Result<Running, String> {
     let mut engine = Engine::builder()
         .shards(settings.shards)
         .aggregates(AggregateConfig::default().top_k(settings.top_k_dim.as_str(), 32))
+        // The watermark is engine-wide: a timestamp far ahead would close everyone's
+        // windows early. Allow only clock skew into the future.
+        .limits(Limits::default().max_future(MAX_FUTURE))
         .window(WindowSpec::tumbling(settings.window))
         .time(TimeMode::event_time(
             Duration::from_secs(5),
@@ -271,11 +277,19 @@ impl Running {
     pub async fn shutdown(self) {
         let timeout = self.app.settings.shutdown_timeout;
         let _ = self.stop.send(true);
-        match tokio::time::timeout(timeout, self.serve).await {
+        let mut serve = self.serve;
+        match tokio::time::timeout(timeout, &mut serve).await {
             Ok(Ok(Ok(()))) => {}
             Ok(Ok(Err(e))) => tracing::warn!(error = %e, "the HTTP server failed"),
             Ok(Err(e)) => tracing::warn!(error = %e, "the HTTP server task failed"),
-            Err(_) => tracing::warn!(?timeout, "in-flight requests did not finish in time"),
+            Err(_) => {
+                // Stop them, so none races the engine's shutdown below.
+                tracing::warn!(
+                    ?timeout,
+                    "in-flight requests did not finish in time; aborted"
+                );
+                serve.abort();
+            }
         }
         for t in &self.tasks {
             t.abort();

@@ -13,6 +13,7 @@ use std::fmt;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
+use smallvec::SmallVec;
 use weft::analytics::Event;
 
 /// One event that could not be parsed, by its index in the request.
@@ -71,9 +72,13 @@ struct WireEvent<'a> {
     entity: Option<Cow<'a, str>>,
 }
 
-/// `dims`: a JSON object of string values, kept as pairs in order.
+/// Most dimensions one event may carry on the wire: more is refused while parsing,
+/// before anything is built (the engine's own limit, 8 by default, is lower).
+pub const MAX_WIRE_DIMS: usize = 64;
+
+/// `dims`: a JSON object of string values, kept as pairs in order (inline up to 8).
 #[derive(Default)]
-struct Dims<'a>(Vec<(Cow<'a, str>, Cow<'a, str>)>);
+struct Dims<'a>(SmallVec<[(Cow<'a, str>, Cow<'a, str>); 8]>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Dims<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -87,8 +92,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for Dims<'a> {
                 Ok(Dims::default())
             }
             fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
-                let mut out = Vec::with_capacity(m.size_hint().unwrap_or(4).min(16));
+                let mut out = SmallVec::new();
                 while let Some((k, v)) = m.next_entry::<BorrowedStr<'a>, BorrowedStr<'a>>()? {
+                    if out.len() == MAX_WIRE_DIMS {
+                        return Err(de::Error::custom(format_args!(
+                            "more than {MAX_WIRE_DIMS} dimensions"
+                        )));
+                    }
                     out.push((k.0, v.0));
                 }
                 Ok(Dims(out))
@@ -302,6 +312,20 @@ mod tests {
         assert_eq!(
             parse(arr.as_bytes(), NOW, 10).unwrap_err(),
             BodyError::TooManyEvents { max: 10 }
+        );
+        // A flood of dimensions is refused while parsing (no quadratic insert).
+        let dims: Vec<String> = (0..=MAX_WIRE_DIMS)
+            .map(|i| format!("\"k{i}\":\"v\""))
+            .collect();
+        let body = format!(
+            "{{\"metric\":\"m\",\"value\":1,\"dims\":{{{}}}}}",
+            dims.join(",")
+        );
+        let p = parse(body.as_bytes(), NOW, 10).unwrap();
+        assert!(
+            p.rejected[0].error.contains("more than 64 dimensions"),
+            "{:?}",
+            p.rejected
         );
         // Wrong types everywhere is not "malformed": each event is reported.
         let p = parse(b"{\"metric\":1,\"value\":1}", NOW, 10).unwrap();

@@ -72,8 +72,9 @@ pub enum FsyncPolicy {
     /// loss can lose up to one interval of acknowledged appends; a process crash loses
     /// nothing.
     Interval(Duration),
-    /// Never fsync (except on [`FileLog::sync`] and drop): survives a process crash, not
-    /// a power loss.
+    /// Never fsync on append (only on [`FileLog::sync`], on drop, and when a segment
+    /// rolls over, so that `sync`, which syncs the current segment, covers every record
+    /// written before it): survives a process crash, not a power loss.
     Never,
 }
 
@@ -572,21 +573,19 @@ impl FileLog {
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
-        let syncs_on_rollover = self.config.fsync != FsyncPolicy::Never;
         let mut locs = Vec::with_capacity(batch.len());
         let mut buf: Vec<u8> = Vec::new();
         for p in batch {
             let len = p.frame.len() as u64;
             if writer.len > SEGMENT_HEADER && writer.len + len > self.config.segment_size {
                 // Roll over: finish the current segment, start one named by this record.
+                // Whatever the policy, the finished segment is synced (and the directory
+                // once the new file exists), so a later `sync()` of the current segment
+                // covers every record written before it. One fsync per segment.
                 self.write_out(&mut writer.file, &mut buf)?;
-                if syncs_on_rollover {
-                    sync(&writer.file)?;
-                }
+                sync(&writer.file)?;
                 let (segment, file) = create_segment(&self.dir, p.first_position)?;
-                if syncs_on_rollover {
-                    crate::util::sync_dir(&self.dir)?;
-                }
+                crate::util::sync_dir(&self.dir)?;
                 new_segments.push(segment);
                 *writer = Writer {
                     file,
