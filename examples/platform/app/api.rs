@@ -18,8 +18,8 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 use weft::analytics::{
     Aggregate, AlertEvent, AlertRule, AlertState, AlertStatus, Batch, Comparison, Condition,
-    Error as EngineError, LiveKind, Query, QueryResult, RejectReason, Resolve, RuleAggregate,
-    Value,
+    Error as EngineError, LiveKind, Query, QueryResult, RejectReason, Rejected, Resolve,
+    RuleAggregate, Value,
 };
 use weft::reactive::Overflow;
 
@@ -93,16 +93,10 @@ impl FromRequestParts<Arc<App>> for Tenant {
             .headers
             .get(header::AUTHORIZATION)
             .map(HeaderValue::as_bytes);
-        match app.tenants.authenticate(header) {
-            Ok(t) => Ok(Tenant(t)),
-            Err(e) => {
-                app.stats.unauthorized.incr();
-                let mut r = error(StatusCode::UNAUTHORIZED, e.message());
-                r.headers_mut()
-                    .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-                Err(r)
-            }
-        }
+        app.tenants
+            .authenticate(header)
+            .map(Tenant)
+            .map_err(|e| unauthorized(app, e))
     }
 }
 
@@ -154,6 +148,17 @@ fn reject_message(reason: RejectReason) -> &'static str {
         RejectReason::Late => "the event's window is already final",
         _ => "rejected by the engine",
     }
+}
+
+/// Adds the engine's rejections (indexed within the parsed batch) to the parser's, by
+/// request index (`index` maps one to the other), in request order.
+fn merge_rejections(rejected: &mut Vec<Rejection>, engine: &[Rejected], index: &[usize]) {
+    rejected.extend(engine.iter().map(|r| Rejection {
+        index: index[r.index],
+        reason: r.reason.as_str(),
+        error: reject_message(r.reason).to_owned(),
+    }));
+    rejected.sort_by_key(|r| r.index);
 }
 
 /// `POST /v1/events`.
@@ -242,12 +247,7 @@ async fn ingest(
         // Everything wrong with the request, parse and engine checks together.
         let invalid = app.engine.validate(&batch);
         if !invalid.is_empty() || !rejected.is_empty() {
-            rejected.extend(invalid.iter().map(|r| Rejection {
-                index: index[r.index],
-                reason: r.reason.as_str(),
-                error: reject_message(r.reason).to_owned(),
-            }));
-            rejected.sort_by_key(|r| r.index);
+            merge_rejections(&mut rejected, &invalid, &index);
             return refuse_all(
                 &rejected,
                 "atomic=true and some events are invalid; nothing was ingested",
@@ -262,12 +262,7 @@ async fn ingest(
         Err(e) => return ingest_refused(&app, e.error),
     };
     if !report.rejected.is_empty() {
-        rejected.extend(report.rejected.iter().map(|r| Rejection {
-            index: index[r.index],
-            reason: r.reason.as_str(),
-            error: reject_message(r.reason).to_owned(),
-        }));
-        rejected.sort_by_key(|r| r.index);
+        merge_rejections(&mut rejected, &report.rejected, &index);
     }
     if report.accepted == 0 {
         return refuse_all(&rejected, "no valid event in the request; see `rejected`");
