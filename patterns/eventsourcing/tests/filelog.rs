@@ -458,3 +458,32 @@ fn truncate_before_deletes_whole_segments_and_survives_reopen() {
         .unwrap();
     assert_eq!(log.read_stream("s2", 41, 1).unwrap()[0].position, 121);
 }
+
+#[test]
+fn sync_covers_segments_finished_since_the_last_sync() {
+    // With `Never`, a rollover does not sync the finished segment; `sync` must, or a
+    // record acknowledged before the rollover would not be on disk after it returns.
+    let dir = tempfile::tempdir().unwrap();
+    let log = FileLog::open(
+        dir.path(),
+        FileLogConfig::default()
+            .segment_size(4096)
+            .fsync(FsyncPolicy::Never),
+    )
+    .unwrap();
+    for _ in 0..100 {
+        log.append("s", ExpectedVersion::Any, vec![ev("X", &"x".repeat(100))])
+            .unwrap();
+    }
+    let m = log.metrics();
+    assert!(m.segments >= 3, "{m:?}");
+    assert_eq!(m.fsyncs, 0, "no sync on append or rollover");
+    log.sync().unwrap();
+    assert_eq!(
+        log.metrics().fsyncs,
+        m.segments,
+        "every finished segment and the current one"
+    );
+    log.sync().unwrap();
+    assert_eq!(log.metrics().fsyncs, m.segments + 1, "nothing left over");
+}

@@ -72,9 +72,9 @@ pub enum FsyncPolicy {
     /// loss can lose up to one interval of acknowledged appends; a process crash loses
     /// nothing.
     Interval(Duration),
-    /// Never fsync on append (only on [`FileLog::sync`], on drop, and when a segment
-    /// rolls over, so that `sync`, which syncs the current segment, covers every record
-    /// written before it): survives a process crash, not a power loss.
+    /// Never fsync on append (only on [`FileLog::sync`] and drop, which also sync the
+    /// segments finished since the last sync): survives a process crash, not a power
+    /// loss until `sync` returns.
     Never,
 }
 
@@ -277,6 +277,29 @@ struct Writer {
     segment: u32,
     last_sync: Instant,
     dirty: bool,
+    /// Finished segments written since the last sync and not synced yet (with
+    /// [`FsyncPolicy::Never`] a rollover does not sync), and whether the directory has
+    /// new entries to sync: [`FileLog::sync`] flushes them before the current segment.
+    unsynced: Vec<File>,
+    dir_dirty: bool,
+}
+
+impl Writer {
+    /// Syncs the finished segments a rollover left unsynced, then the directory.
+    fn sync_finished(&mut self, dir: &Path, fsyncs: &AtomicU64) -> Result<(), Error> {
+        for f in &self.unsynced {
+            f.sync_data()
+                .map_err(|e| Error::io("syncing a finished segment", e))?;
+            // Relaxed: a statistic.
+            fsyncs.fetch_add(1, Ordering::Relaxed);
+        }
+        self.unsynced.clear();
+        if self.dir_dirty {
+            crate::util::sync_dir(dir)?;
+            self.dir_dirty = false;
+        }
+        Ok(())
+    }
 }
 
 /// The writers' side, under `FileLog::state`.
@@ -372,6 +395,8 @@ impl FileLog {
                 segment: index.segment_base + (index.segments.len() - 1) as u32,
                 last_sync: config.clock.now(),
                 dirty: false,
+                unsynced: Vec::new(),
+                dir_dirty: false,
             }
         } else {
             let (segment, file) = create_segment(&dir, index.head)?;
@@ -382,6 +407,8 @@ impl FileLog {
                 segment: 0,
                 last_sync: config.clock.now(),
                 dirty: false,
+                unsynced: Vec::new(),
+                dir_dirty: false,
             }
         };
         let next_position = index.head;
@@ -455,6 +482,7 @@ impl FileLog {
         }
         let clock_now = self.config.clock.now();
         if let Some(w) = state.writer.as_mut() {
+            w.sync_finished(&self.dir, &self.counters.fsyncs)?;
             w.file
                 .sync_data()
                 .map_err(|e| Error::io("syncing the log", e))?;
@@ -573,27 +601,34 @@ impl FileLog {
             self.counters.fsyncs.fetch_add(1, Ordering::Relaxed);
             Ok(())
         };
+        let syncs_on_rollover = self.config.fsync != FsyncPolicy::Never;
         let mut locs = Vec::with_capacity(batch.len());
         let mut buf: Vec<u8> = Vec::new();
         for p in batch {
             let len = p.frame.len() as u64;
             if writer.len > SEGMENT_HEADER && writer.len + len > self.config.segment_size {
                 // Roll over: finish the current segment, start one named by this record.
-                // Whatever the policy, the finished segment is synced (and the directory
-                // once the new file exists), so a later `sync()` of the current segment
-                // covers every record written before it. One fsync per segment.
+                // With a syncing policy the finished segment and the directory are
+                // synced now; with `Never` they are kept for the next `sync()`, which
+                // flushes them before the current segment, so it covers every record
+                // written before it.
                 self.write_out(&mut writer.file, &mut buf)?;
-                sync(&writer.file)?;
+                if syncs_on_rollover {
+                    sync(&writer.file)?;
+                }
                 let (segment, file) = create_segment(&self.dir, p.first_position)?;
-                crate::util::sync_dir(&self.dir)?;
+                if syncs_on_rollover {
+                    crate::util::sync_dir(&self.dir)?;
+                }
                 new_segments.push(segment);
-                *writer = Writer {
-                    file,
-                    len: SEGMENT_HEADER,
-                    segment: first_new_segment + new_segments.len() as u32 - 1,
-                    last_sync: writer.last_sync,
-                    dirty: true,
-                };
+                let finished = std::mem::replace(&mut writer.file, file);
+                if !syncs_on_rollover {
+                    writer.unsynced.push(finished);
+                    writer.dir_dirty = true;
+                }
+                writer.len = SEGMENT_HEADER;
+                writer.segment = first_new_segment + new_segments.len() as u32 - 1;
+                writer.dirty = true;
             }
             locs.push(RecordLoc {
                 first_position: p.first_position,
@@ -885,6 +920,9 @@ impl Drop for FileLog {
     fn drop(&mut self) {
         let mut state = self.state.lock();
         if let Some(w) = state.writer.as_mut() {
+            if let Err(e) = w.sync_finished(&self.dir, &self.counters.fsyncs) {
+                tracing::error!(error = %e, "syncing finished segments on close failed");
+            }
             if w.dirty {
                 if let Err(e) = w.file.sync_data() {
                     tracing::error!(error = %e, "syncing the log on close failed");
