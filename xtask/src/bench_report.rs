@@ -645,6 +645,16 @@ fn render_report(
             kept.push(pattern.clone());
         }
     }
+    // A section already in the report that was measured after the data found now (a
+    // shared target directory holding an older run) is kept, not replaced by older
+    // figures.
+    let mut keep_newer = |pattern: &str, text: String| match old_sections.get(pattern) {
+        Some(old) if section_date(old) > section_date(&text) => {
+            kept.push(pattern.to_owned());
+            old.clone()
+        }
+        _ => text,
+    };
     for (pattern, rows) in &by_pattern {
         let mut text = render_section(pattern, rows, machine);
         if let Some(extra) = extras.get(*pattern) {
@@ -653,11 +663,12 @@ fn render_report(
                 text.insert_str(at, &format!("{OTHER_MEASUREMENTS}{}", extra.table));
             }
         }
-        sections.insert(pattern, text);
+        sections.insert(pattern, keep_newer(pattern, text));
     }
     for (pattern, extra) in extras {
         if !by_pattern.contains_key(pattern.as_str()) {
-            sections.insert(pattern, render_metrics_section(pattern, extra, machine));
+            let text = render_metrics_section(pattern, extra, machine);
+            sections.insert(pattern, keep_newer(pattern, text));
         }
     }
 
@@ -668,6 +679,13 @@ fn render_report(
         out.push_str(section);
     }
     (out, kept)
+}
+
+/// The `YYYY-MM-DD HH:MM` of a section's `_Measured … UTC` line (such dates sort as
+/// strings); `None` sorts first.
+fn section_date(text: &str) -> Option<&str> {
+    let rest = &text[text.find("_Measured ")? + "_Measured ".len()..];
+    Some(&rest[..rest.find(" UTC")?])
 }
 
 /// The report's title, provenance, machine and how-to-read text.
@@ -1127,6 +1145,17 @@ mod tests {
         assert!(!report.contains("| mpmc | **weft** | 1.000 ns |"));
         // Sections stay in pattern order.
         assert!(report.find("## lockfree").unwrap() < report.find("## ratelimit").unwrap());
+        // Older data than a section already in the report does not replace it.
+        let stale = [m("lockfree", "mpmc", "weft", 9.0, None)];
+        let (again, kept) = render_report(
+            &stale,
+            &machine("2026-01-15 00:00 UTC"),
+            Some(&report),
+            &BTreeMap::new(),
+        );
+        assert!(kept.contains(&"lockfree".to_owned()), "{kept:?}");
+        assert!(again.contains("| mpmc | **weft** | 3.000 ns |"), "{again}");
+        assert!(!again.contains("| mpmc | **weft** | 9.000 ns |"));
         // A second run on the same data is stable.
         let (again, _) = render_report(
             &new_rows,
