@@ -88,6 +88,47 @@ impl Default for LiveLimits {
 pub struct Round {
     final_tail: Option<String>,
     partial_tail: String,
+    /// Whole frames by subscription id (`"id":` value as JSON), built by the first
+    /// subscriber with that id and shared (refcounted) by the others: dashboards use
+    /// the same ids, so 10K connections send one buffer, not 10K copies.
+    frames: Mutex<Vec<RoundFrames>>,
+}
+
+/// One subscription id's frames of a round: the final update, if any, and the partial.
+type RoundFrames = (String, Option<Utf8Bytes>, Utf8Bytes);
+
+/// Distinct subscription ids a round keeps frames for (others render their own).
+const FRAMES_KEPT: usize = 8;
+
+impl Round {
+    fn new(final_tail: Option<String>, partial_tail: String) -> Self {
+        Round {
+            final_tail,
+            partial_tail,
+            frames: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The round's frames for the subscription `id_json`: the final update (if the
+    /// round closed windows), then the partial.
+    fn frames_for(&self, id_json: &str) -> Vec<Utf8Bytes> {
+        let mut cache = lock(&self.frames);
+        let (f, p) = match cache.iter().find(|(id, ..)| id == id_json) {
+            Some((_, f, p)) => (f.clone(), p.clone()),
+            None => {
+                let f = self
+                    .final_tail
+                    .as_ref()
+                    .map(|t| Utf8Bytes::from(update_frame(id_json, t)));
+                let p = Utf8Bytes::from(update_frame(id_json, &self.partial_tail));
+                if cache.len() < FRAMES_KEPT {
+                    cache.push((id_json.to_owned(), f.clone(), p.clone()));
+                }
+                (f, p)
+            }
+        };
+        f.into_iter().chain(std::iter::once(p)).collect()
+    }
 }
 
 type FeedMap = Mutex<HashMap<String, Weak<Feed>>>;
@@ -375,10 +416,7 @@ async fn relay(
             pending_final = Some(tail);
             continue;
         }
-        let round = Round {
-            final_tail: pending_final.take(),
-            partial_tail: tail,
-        };
+        let round = Round::new(pending_final.take(), tail);
         if out.send(Arc::new(round)).await.is_err() {
             break;
         }
@@ -575,7 +613,7 @@ impl Drop for ConnGuard<'_> {
 
 /// What the connection loop does next.
 enum Step {
-    Send(Vec<String>),
+    Send(Vec<Utf8Bytes>),
     Ping,
     Nothing,
     Close(u16, &'static str),
@@ -623,24 +661,22 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
                     idle.as_mut().reset(Instant::now() + limits.idle_timeout);
                     match m {
                         Message::Text(t) => Step::Send(
-                            handle(&app, &tenant, t.as_str(), &mut subs, &mut stats),
+                            handle(&app, &tenant, t.as_str(), &mut subs, &mut stats)
+                                .into_iter()
+                                .map(Utf8Bytes::from)
+                                .collect(),
                         ),
                         Message::Binary(_) => Step::Send(vec![error_frame(
                             None,
                             "binary messages are not understood; send JSON text",
-                        )]),
+                        ).into()]),
                         _ => Step::Nothing,
                     }
                 }
             },
             (i, round) = poll_fn(|cx| poll_subs(&mut subs, &mut next, cx)) => match round {
                 Some(round) => {
-                    let s = &subs[i];
-                    let mut frames = Vec::with_capacity(2);
-                    if let Some(f) = &round.final_tail {
-                        frames.push(update_frame(&s.id_json, f));
-                    }
-                    frames.push(update_frame(&s.id_json, &round.partial_tail));
+                    let frames = round.frames_for(&subs[i].id_json);
                     hub.updates_sent.fetch_add(frames.len() as u64, Ordering::Relaxed);
                     Step::Send(frames)
                 }
@@ -652,7 +688,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
                     Step::Send(vec![error_frame(
                         Some(&id),
                         "the live query ended (the server is stopping or the query failed); subscribe again",
-                    )])
+                    ).into()])
                 }
             },
             changed = async {
@@ -663,7 +699,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
             } => match (changed, stats.as_ref()) {
                 (Ok(()), Some(rx)) => {
                     let text = rx.borrow().clone();
-                    text.map_or(Step::Nothing, |t| Step::Send(vec![t.as_str().to_owned()]))
+                    text.map_or(Step::Nothing, |t| Step::Send(vec![t]))
                 }
                 _ => Step::Nothing,
             },
@@ -671,10 +707,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
             () = &mut idle => Step::Close(1000, "idle timeout: no message or pong for too long"),
         };
         let frames = match step {
-            Step::Send(frames) => frames
-                .into_iter()
-                .map(|f| Message::Text(f.into()))
-                .collect(),
+            Step::Send(frames) => frames.into_iter().map(Message::Text).collect(),
             Step::Ping => vec![Message::Ping(Default::default())],
             Step::Nothing => continue,
             Step::Close(code, reason) => vec![Message::Close(Some(CloseFrame {
