@@ -842,6 +842,33 @@ struct Server {
     stderr_log: PathBuf,
 }
 
+/// A fresh server on its own data directory and a client pointed at it. Fields drop in
+/// order: the server is killed before its directory is removed.
+struct Run {
+    server: Server,
+    client: Client,
+    _dir: RunDir,
+}
+
+impl Run {
+    /// Starts `platform` on a new directory (see [`Server::start`]) with the client
+    /// binary from `examples`.
+    fn start(platform: &Path, examples: &Path, key: &str) -> Result<Run, String> {
+        let dir = RunDir::create()?;
+        let server = Server::start(platform, &dir.0, key)?;
+        let client = Client {
+            binary: examples.join("client"),
+            url: server.url.clone(),
+            key: key.to_owned(),
+        };
+        Ok(Run {
+            server,
+            client,
+            _dir: dir,
+        })
+    }
+}
+
 impl Server {
     /// Starts `platform` on an ephemeral port with data in `dir/data`, waits for its
     /// `listening on` line and for `/readyz` to answer 200.
@@ -1122,13 +1149,7 @@ fn http_phases(
 ) -> Result<(), String> {
     // Phases 1-3 on one server.
     {
-        let dir = RunDir::create()?;
-        let server = Server::start(platform, &dir.0, key)?;
-        let client = Client {
-            binary: examples.join("client"),
-            url: server.url.clone(),
-            key: key.to_owned(),
-        };
+        let Run { server, client, .. } = &Run::start(platform, examples, key)?;
 
         println!("[xtask] phase 1/4: max ingest ({} events)", plan.max_events);
         let cpu_before = cpu_seconds(server.pid(), ticks)?;
@@ -1203,13 +1224,7 @@ fn http_phases(
 
     // Phase 4 on a fresh server, so its peak RSS is this phase's.
     {
-        let dir = RunDir::create()?;
-        let server = Server::start(platform, &dir.0, key)?;
-        let client = Client {
-            binary: examples.join("client"),
-            url: server.url.clone(),
-            key: key.to_owned(),
-        };
+        let Run { server, client, .. } = &Run::start(platform, examples, key)?;
         println!(
             "[xtask] phase 4/4: server memory at {} events/s over {} series",
             human(plan.steady_rate as f64),
@@ -1301,13 +1316,7 @@ fn ws_phases(
     figures: &mut Figures,
 ) -> Result<(), String> {
     {
-        let dir = RunDir::create()?;
-        let server = Server::start(platform, &dir.0, key)?;
-        let client = Client {
-            binary: examples.join("client"),
-            url: server.url.clone(),
-            key: key.to_owned(),
-        };
+        let Run { server, client, .. } = &Run::start(platform, examples, key)?;
         println!(
             "[xtask] phase 5/6: {} WebSocket clients at 1 update/s",
             human(plan.ws_clients as f64)
@@ -1317,16 +1326,10 @@ fn ws_phases(
         client.run(&args, &mut figures.warnings)?;
         let _ = settled_cpu_seconds(server.pid(), clock_ticks_per_sec())?;
         let args = soak_args(plan.ws_clients, plan.ws_secs);
-        figures.ws = Some(soak(&client, &server, &args, &mut figures.warnings)?);
+        figures.ws = Some(soak(client, server, &args, &mut figures.warnings)?);
     }
     {
-        let dir = RunDir::create()?;
-        let server = Server::start(platform, &dir.0, key)?;
-        let client = Client {
-            binary: examples.join("client"),
-            url: server.url.clone(),
-            key: key.to_owned(),
-        };
+        let Run { server, client, .. } = &Run::start(platform, examples, key)?;
         println!(
             "[xtask] phase 6/6: {} WebSocket clients while ingesting {} events/s",
             human(plan.ws_ingest_clients as f64),
@@ -1338,7 +1341,7 @@ fn ws_phases(
         let ingest = client.spawn(&ingest_args)?;
         std::thread::sleep(Duration::from_secs(1));
         let args = soak_args(plan.ws_ingest_clients, plan.ws_secs);
-        figures.ws_ingest = Some(soak(&client, &server, &args, &mut figures.warnings)?);
+        figures.ws_ingest = Some(soak(client, server, &args, &mut figures.warnings)?);
         finish(ingest, &ingest_args, &mut figures.warnings)?;
         if let Some(ws) = &mut figures.ws_ingest {
             // The peak over the whole ingest, not only while the clients were there.
