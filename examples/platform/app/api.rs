@@ -192,12 +192,7 @@ async fn ingest(
         (Err(e), _) | (_, Err(e)) => return error(StatusCode::BAD_REQUEST, e),
     };
     let source = param(&q, "source").unwrap_or("default");
-    if source.is_empty()
-        || source.len() > 64
-        || !source
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-    {
+    if !super::auth::is_name(source, b"._-") {
         return error(
             StatusCode::BAD_REQUEST,
             "`source`: use 1-64 ASCII letters, digits, `.`, `_` or `-`",
@@ -689,6 +684,15 @@ pub(super) fn live_timing(
     Ok((interval, window))
 }
 
+/// A live update's kind as the API names it (`/v1/tail` and `/v1/live`).
+pub(super) fn kind_name(kind: LiveKind) -> &'static str {
+    if kind == LiveKind::Final {
+        "final"
+    } else {
+        "partial"
+    }
+}
+
 /// `GET /v1/tail`: server-sent events of a live query.
 async fn tail(
     State(app): State<Arc<App>>,
@@ -733,11 +737,7 @@ async fn tail(
         // drops the feed and stops its task.
         let _feed = &feed;
         let mut body = result_json(&p, &u.result, None);
-        let kind = if u.kind == LiveKind::Final {
-            "final"
-        } else {
-            "partial"
-        };
+        let kind = kind_name(u.kind);
         body["kind"] = Json::String(kind.to_owned());
         body["watermark"] = json!(u.watermark);
         Ok::<_, std::convert::Infallible>(SseEvent::default().event(kind).data(body.to_string()))

@@ -24,13 +24,18 @@ impl std::fmt::Debug for TenantKey {
     }
 }
 
-fn check_name(name: &str) -> Result<(), String> {
-    let ok = !name.is_empty()
+/// Whether `name` is 1-64 ASCII letters, digits or bytes of `extra` (tenant and source
+/// names).
+pub fn is_name(name: &str, extra: &[u8]) -> bool {
+    !name.is_empty()
         && name.len() <= 64
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
+            .all(|b| b.is_ascii_alphanumeric() || extra.contains(&b))
+}
+
+fn check_name(name: &str) -> Result<(), String> {
+    if is_name(name, b"-_") {
         Ok(())
     } else {
         Err(format!(

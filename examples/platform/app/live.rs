@@ -432,11 +432,7 @@ fn update_tail(
     watermark: i64,
     sent_at: i64,
 ) -> String {
-    let kind = if kind == LiveKind::Final {
-        "final"
-    } else {
-        "partial"
-    };
+    let kind = api::kind_name(kind);
     let result = api::result_json(p, result, None);
     format!(
         ",\"kind\":\"{kind}\",\"watermark\":{watermark},\"sent_at\":{sent_at},\"result\":{result}}}"
