@@ -278,26 +278,26 @@ struct Writer {
     last_sync: Instant,
     dirty: bool,
     /// Finished segments written since the last sync and not synced yet (with
-    /// [`FsyncPolicy::Never`] a rollover does not sync), and whether the directory has
-    /// new entries to sync: [`FileLog::sync`] flushes them before the current segment.
+    /// [`FsyncPolicy::Never`] a rollover does not sync): [`FileLog::sync`] flushes them,
+    /// and the directory their rollovers added entries to, before the current segment.
     unsynced: Vec<File>,
-    dir_dirty: bool,
 }
 
 impl Writer {
-    /// Syncs the finished segments a rollover left unsynced, then the directory.
+    /// Syncs the finished segments a rollover left unsynced, then the directory (each
+    /// of those rollovers created a file). On failure they stay listed for the next try.
     fn sync_finished(&mut self, dir: &Path, fsyncs: &AtomicU64) -> Result<(), Error> {
+        if self.unsynced.is_empty() {
+            return Ok(());
+        }
         for f in &self.unsynced {
             f.sync_data()
                 .map_err(|e| Error::io("syncing a finished segment", e))?;
             // Relaxed: a statistic.
             fsyncs.fetch_add(1, Ordering::Relaxed);
         }
+        crate::util::sync_dir(dir)?;
         self.unsynced.clear();
-        if self.dir_dirty {
-            crate::util::sync_dir(dir)?;
-            self.dir_dirty = false;
-        }
         Ok(())
     }
 }
@@ -396,7 +396,6 @@ impl FileLog {
                 last_sync: config.clock.now(),
                 dirty: false,
                 unsynced: Vec::new(),
-                dir_dirty: false,
             }
         } else {
             let (segment, file) = create_segment(&dir, index.head)?;
@@ -408,7 +407,6 @@ impl FileLog {
                 last_sync: config.clock.now(),
                 dirty: false,
                 unsynced: Vec::new(),
-                dir_dirty: false,
             }
         };
         let next_position = index.head;
@@ -624,7 +622,6 @@ impl FileLog {
                 let finished = std::mem::replace(&mut writer.file, file);
                 if !syncs_on_rollover {
                     writer.unsynced.push(finished);
-                    writer.dir_dirty = true;
                 }
                 writer.len = SEGMENT_HEADER;
                 writer.segment = first_new_segment + new_segments.len() as u32 - 1;
