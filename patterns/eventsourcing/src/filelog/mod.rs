@@ -611,16 +611,13 @@ impl FileLog {
                 // flushes them before the current segment, so it covers every record
                 // written before it.
                 self.write_out(&mut writer.file, &mut buf)?;
-                if syncs_on_rollover {
-                    sync(&writer.file)?;
-                }
                 let (segment, file) = create_segment(&self.dir, p.first_position)?;
-                if syncs_on_rollover {
-                    crate::util::sync_dir(&self.dir)?;
-                }
                 new_segments.push(segment);
                 let finished = std::mem::replace(&mut writer.file, file);
-                if !syncs_on_rollover {
+                if syncs_on_rollover {
+                    sync(&finished)?;
+                    crate::util::sync_dir(&self.dir)?;
+                } else {
                     writer.unsynced.push(finished);
                 }
                 writer.len = SEGMENT_HEADER;
