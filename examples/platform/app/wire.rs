@@ -171,17 +171,17 @@ pub fn parse(body: &[u8], now_ms: i64, max_events: usize) -> Result<Parsed, Body
     } else {
         parse_ndjson(body, now_ms, max_events)?
     };
-    if parsed.events.is_empty() {
-        if let Some(first) = parsed.rejected.first() {
-            if parsed.rejected.len() == parsed.total() && first.reason == "invalid_json" {
-                return Err(BodyError::Malformed(format!(
-                    "no event could be parsed; event {}: {}",
-                    first.index, first.error
-                )));
-            }
+    // Nothing parsed and the first failure is not JSON at all: a malformed body, not a
+    // list of bad events.
+    match parsed.rejected.first() {
+        Some(first) if parsed.events.is_empty() && first.reason == "invalid_json" => {
+            Err(BodyError::Malformed(format!(
+                "no event could be parsed; event {}: {}",
+                first.index, first.error
+            )))
         }
+        _ => Ok(parsed),
     }
-    Ok(parsed)
 }
 
 fn parse_array(body: &[u8], now_ms: i64, max_events: usize) -> Result<Parsed, BodyError> {
