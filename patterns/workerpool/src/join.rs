@@ -31,7 +31,7 @@ use weft_sync::UnsafeCell;
 use weft_sync::atomic::{AtomicU8, Ordering};
 
 use crate::ThreadPool;
-use crate::pool::{Inner, JobRef, Priority, Task, WorkerCtx};
+use crate::pool::{BriefWait, Inner, JobRef, Priority, Task, WorkerCtx};
 
 /// The job has not finished; its owner is not parked.
 const UNSET: u8 = 0;
@@ -325,8 +325,14 @@ impl ThreadPool {
         // cancelled (an immediate shutdown puts them back; a worker runs them).
         let job_ref = unsafe { job.as_ref() };
         Inner::push_unbounded(&self.inner, Priority::High, Task::stack(job_ref));
+        // Wait briefly before blocking: a short `f` (one fork/join round) then returns
+        // without a wake-up, which would otherwise queue this thread for a CPU behind
+        // the workers (`BriefWait`).
+        let mut wait = BriefWait::new();
         while !job.latch.probe() {
-            job.latch.park(&self.inner);
+            if !wait.pause() {
+                job.latch.park(&self.inner);
+            }
         }
         match job.into_result() {
             Some(Ok(r)) => r,

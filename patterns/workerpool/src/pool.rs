@@ -444,18 +444,12 @@ impl WorkerCtx {
     /// spins and yields for a while (the thief is usually about to finish: parking
     /// would add a futex round trip to every short stolen fork), then parks.
     pub(crate) fn wait_for(&self, latch: &crate::join::Latch) {
-        let mut idle_rounds = 0;
+        let mut wait = BriefWait::new();
         while !latch.probe() {
             if let Some(task) = self.find_task() {
                 self.run(task, false);
-                idle_rounds = 0;
-            } else if idle_rounds < SPIN_ROUNDS {
-                std::hint::spin_loop();
-                idle_rounds += 1;
-            } else if idle_rounds < SPIN_ROUNDS + YIELD_ROUNDS {
-                weft_sync::thread::yield_now();
-                idle_rounds += 1;
-            } else {
+                wait = BriefWait::new();
+            } else if !wait.pause() {
                 latch.park(&self.inner);
             }
         }
@@ -478,14 +472,44 @@ impl WorkerCtx {
     }
 }
 
-/// Rounds of spinning (a `spin_loop` hint each) before a `join` waiting for a stolen
-/// fork starts yielding: the thief is often about to finish.
+/// Rounds of spinning (a `spin_loop` hint each) before a thread waiting for a latch
+/// starts yielding: the job it waits for is often about to finish.
 const SPIN_ROUNDS: u32 = 16;
-/// Rounds of yielding before an idle worker, or a `join` waiting for a stolen fork,
-/// blocks: tens of microseconds on an idle machine, so a burst of work (or the next
-/// fork/join round) finds the worker awake, while an idle pool still parks at once in
-/// CPU terms.
+/// Rounds of yielding before an idle worker, or a thread waiting for a latch, blocks:
+/// tens of microseconds on an idle machine, so a burst of work (or the next fork/join
+/// round) finds the worker awake, while an idle pool still parks at once in CPU terms.
 const YIELD_ROUNDS: u32 = 64;
+
+/// The bounded wait before blocking on a latch: [`SPIN_ROUNDS`] spins, then
+/// [`YIELD_ROUNDS`] yields.
+///
+/// A latch set while its owner is blocked costs a futex wake-up, and on a machine with
+/// no idle core the woken thread then queues for a CPU behind a worker (tens of
+/// microseconds on a 2-vCPU VM, more than a short fork/join job). Waiting briefly first
+/// lets a short job's owner see the latch without being woken; a long job's owner
+/// blocks after a few microseconds of CPU.
+pub(crate) struct BriefWait {
+    rounds: u32,
+}
+
+impl BriefWait {
+    pub(crate) fn new() -> Self {
+        BriefWait { rounds: 0 }
+    }
+
+    /// Waits one round; `false` once the rounds are used up (block now).
+    pub(crate) fn pause(&mut self) -> bool {
+        if self.rounds < SPIN_ROUNDS {
+            std::hint::spin_loop();
+        } else if self.rounds < SPIN_ROUNDS + YIELD_ROUNDS {
+            weft_sync::thread::yield_now();
+        } else {
+            return false;
+        }
+        self.rounds += 1;
+        true
+    }
+}
 
 /// A worker-lifecycle hook (worker number).
 pub(crate) type ThreadHook = Box<dyn Fn(usize) + Send + Sync>;
