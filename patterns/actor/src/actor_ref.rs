@@ -14,7 +14,7 @@ use crate::cell::{
 };
 use crate::dead_letter::DeadLetterReason;
 use crate::error::{AskError, SendError};
-use crate::mailbox::{Overflow, PushError, Pushed};
+use crate::mailbox::{Overflow, PushError, Pushed, ROOM_WAIT};
 use crate::system::System;
 
 /// A cloneable handle to a running actor of type `A`: send it messages, ask it
@@ -325,7 +325,7 @@ impl<A: Actor> ActorRef<A> {
                 PushError::Closed(env) => AskError::Closed(unwrap_msg(env)),
             });
         }
-        match tokio::time::timeout_at(deadline, rx).await {
+        match tokio::time::timeout_at(deadline, reply(rx)).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(_)) => Err(AskError::NoReply),
             Err(_) => Err(AskError::Timeout(None)),
@@ -472,6 +472,23 @@ where
     fn wait(&self) -> BoxFuture<'_, StopReason> {
         Box::pin(ActorRef::wait(self))
     }
+}
+
+/// Waits for an ask's reply, yielding (staying runnable) for up to `ROOM_WAIT` before
+/// letting the caller park: a short handler's reply then arrives without a wake-up of the
+/// caller, which on a machine with no idle core would queue it for a CPU behind a
+/// worker (the reasoning of the mailbox's `ROOM_WAIT`). Real time, not the system's
+/// `Clock`: it bounds CPU spent and decides no outcome.
+async fn reply<T>(mut rx: oneshot::Receiver<T>) -> Result<T, oneshot::error::RecvError> {
+    let start = std::time::Instant::now();
+    std::future::poll_fn(|cx| {
+        let polled = std::pin::Pin::new(&mut rx).poll(cx);
+        if polled.is_pending() && !weft_sync::IS_LOOM && start.elapsed() < ROOM_WAIT {
+            cx.waker().wake_by_ref();
+        }
+        polled
+    })
+    .await
 }
 
 /// A handle to some actor that accepts `M` and replies `R`, whatever its type: lists

@@ -372,7 +372,7 @@ impl<T, S> Mailbox<T, S> {
 /// spending the 5 µs). The same spin-then-block shape as crossbeam-channel's bounded
 /// `send`. Real time, not the system's `Clock`: it bounds CPU spent, decides no
 /// outcome, and must not stand still under a manual clock.
-const ROOM_WAIT: std::time::Duration = std::time::Duration::from_micros(20);
+pub(crate) const ROOM_WAIT: std::time::Duration = std::time::Duration::from_micros(20);
 
 /// Releases the lock, then wakes the consumer if it was waiting: waking under the lock
 /// would let the woken task (on another worker thread) run straight into the held lock.
