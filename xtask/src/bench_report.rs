@@ -33,7 +33,7 @@ const OURS: &str = "weft";
 /// The implementation name of a bench's floor: the work without any library (a bare
 /// call), so a table can show Weft's overhead over it. It is not a peer: the summary
 /// never compares against it.
-const FLOOR: &str = "bare";
+pub(crate) const FLOOR: &str = "bare";
 
 /// The workload name of a group id that has no `/<workload>` part.
 const DEFAULT_WORKLOAD: &str = "default";
@@ -70,7 +70,7 @@ struct EstimateJson {
 
 /// How much work one iteration does, as criterion's `Throughput` says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Throughput {
+pub(crate) enum Throughput {
     /// Elements per iteration (also the primary unit of criterion's `ElementsAndBytes`).
     Elements(u64),
     /// Bytes per iteration, shown in binary units (KiB/s, MiB/s, GiB/s).
@@ -120,19 +120,19 @@ impl Throughput {
 
 /// One benchmark result: which pattern, workload and implementation, and how fast.
 #[derive(Debug, Clone, PartialEq)]
-struct Measurement {
+pub(crate) struct Measurement {
     /// The pattern (section of the report), from the group id.
-    pattern: String,
+    pub(crate) pattern: String,
     /// The workload (table row group), from the group id and value.
-    workload: String,
+    pub(crate) workload: String,
     /// The implementation: `weft` or a peer's name.
-    implementation: String,
+    pub(crate) implementation: String,
     /// Criterion's median time per iteration, in nanoseconds.
-    median_ns: f64,
+    pub(crate) median_ns: f64,
     /// The work per iteration, if the group declared a throughput.
-    throughput: Option<Throughput>,
+    pub(crate) throughput: Option<Throughput>,
     /// When criterion wrote the estimate (its file's modification time), if known.
-    measured: Option<SystemTime>,
+    pub(crate) measured: Option<SystemTime>,
 }
 
 impl Measurement {
@@ -160,7 +160,7 @@ impl Measurement {
     }
 
     /// Whether this is our implementation.
-    fn is_ours(&self) -> bool {
+    pub(crate) fn is_ours(&self) -> bool {
         self.implementation == OURS
     }
 
@@ -184,7 +184,7 @@ impl Measurement {
 
 /// Our speed relative to a peer's: our throughput ÷ the peer's when both declare one in
 /// the same unit, else the peer's median time ÷ ours. Above 1.0 means Weft is faster.
-fn ratio(ours: &Measurement, peer: &Measurement) -> f64 {
+pub(crate) fn ratio(ours: &Measurement, peer: &Measurement) -> f64 {
     match (ours.throughput, peer.throughput, ours.rate(), peer.rate()) {
         (Some(a), Some(b), Some(our_rate), Some(peer_rate)) if a.same_unit(b) => {
             our_rate / peer_rate
@@ -194,7 +194,7 @@ fn ratio(ours: &Measurement, peer: &Measurement) -> f64 {
 }
 
 /// A ratio as the report prints it: `1.16x`, or `n/a` if it is not a finite number.
-fn format_ratio(ratio: f64) -> String {
+pub(crate) fn format_ratio(ratio: f64) -> String {
     if ratio.is_finite() {
         format!("{ratio:.2}x")
     } else {
@@ -306,7 +306,7 @@ fn four_digits(value: f64) -> String {
 }
 
 /// A time per iteration in nanoseconds, in human units: `812.3 ns`, `1.234 µs`, `5.000 s`.
-fn format_time(ns: f64) -> String {
+pub(crate) fn format_time(ns: f64) -> String {
     let (value, unit) = if ns < 1e3 {
         (ns, "ns")
     } else if ns < 1e6 {
@@ -337,7 +337,7 @@ fn format_rate(throughput: Throughput, per_second: f64) -> String {
 }
 
 /// Compares strings so that digit runs order by number: `n/2` < `n/16` < `n/128`.
-fn natural_cmp(a: &str, b: &str) -> Ordering {
+pub(crate) fn natural_cmp(a: &str, b: &str) -> Ordering {
     /// Splits a string into runs of digits and runs of non-digits.
     fn chunks(s: &str) -> Vec<&str> {
         let mut out = Vec::new();
@@ -369,7 +369,7 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
 
 /// Where criterion writes: `$CRITERION_HOME`, else `<target dir>/criterion` (the target dir
 /// honouring `$CARGO_TARGET_DIR`), as criterion itself decides.
-fn criterion_dir(root: &Path) -> PathBuf {
+pub(crate) fn criterion_dir(root: &Path) -> PathBuf {
     match std::env::var_os("CRITERION_HOME") {
         Some(home) if !home.is_empty() => PathBuf::from(home),
         _ => crate::target_dir(root).join("criterion"),
@@ -443,7 +443,7 @@ fn generate(criterion_dir: &Path, out_path: &Path, machine: &Machine) -> Result<
 /// Finds every `new/benchmark.json` under `dir` with its `new/estimates.json` and returns
 /// the measurements sorted by pattern, workload (natural order) and implementation.
 /// Unreadable results are reported on stderr and skipped; duplicates keep the first.
-fn collect(dir: &Path) -> Result<Vec<Measurement>, String> {
+pub(crate) fn collect(dir: &Path) -> Result<Vec<Measurement>, String> {
     let mut files = Vec::new();
     find_benchmark_files(dir, &mut files)
         .map_err(|e| format!("could not walk {}: {e}", dir.display()))?;

@@ -11,6 +11,9 @@
 //!   that contain `unsafe` code.
 //! - `bench-report`: turns criterion's output under `target/criterion` into
 //!   `BENCHMARKS.md` (see [`bench_report`]).
+//! - `bench-runs <bench> [--runs N] [-- ARGS]`: runs one bench `N` times, each in a fresh
+//!   process, and prints every implementation's median over the runs with the range and
+//!   a per-run win count (see [`bench_runs`]).
 //! - `loadtest [--quick] [--events N] [--phases http,ws]`: the platform's load test on loopback (see
 //!   [`loadtest`]); a benchmark, not part of `test`.
 //! - `help`: the task list.
@@ -37,6 +40,7 @@
 #![forbid(unsafe_code)]
 
 mod bench_report;
+mod bench_runs;
 mod loadtest;
 mod test;
 
@@ -79,6 +83,13 @@ Tasks:
         Extra figures in <criterion dir>/weft-metrics/<pattern>.json (written by benches
         and by `loadtest`) become tables; a pattern with only such figures (`platform`)
         gets a section of its own.
+  bench-runs <bench> [--runs N] [-- ARGS...]
+        Run `cargo bench --bench <bench> -- ARGS` N times (default 5), each in a fresh
+        process, and print a markdown table: every implementation's median over the
+        runs, its fastest and slowest run, the ratio to Weft, and in how many runs Weft
+        was faster. For workloads whose ratio moves from run to run on a small machine.
+        Writes nothing (bench-report still reports the last run), e.g.:
+          cargo xtask bench-runs actor -- 'tell_1to1/|fanout|ask'
   loadtest [--quick] [--events N] [--phases http,ws]
         The platform's load test on loopback (Linux; a benchmark, not part of `test`):
         builds `--example platform` and `--example client` in release, starts the
@@ -139,6 +150,10 @@ fn main() -> ExitCode {
             }
             bench_report::run(&root)
         }
+        "bench-runs" => match bench_runs::parse_options(rest) {
+            Ok(options) => bench_runs::run(&root, &options),
+            Err(message) => return usage_error(&message),
+        },
         "loadtest" => match loadtest::parse_options(rest) {
             Ok(options) => loadtest::run(&root, &options),
             Err(message) => return usage_error(&message),
