@@ -111,17 +111,21 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             options.bench
         );
         let started = SystemTime::now();
-        let status = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+        let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
             .current_dir(root)
             .args(["bench", "--bench", &options.bench, "--"])
             .args(&options.args)
             .stdout(Stdio::null())
-            .status()
+            .stderr(Stdio::piped())
+            .output()
             .map_err(|e| format!("could not start cargo: {e}"))?;
-        if !status.success() {
+        if !output.status.success() {
+            // Criterion's progress and any compiler errors: shown only when they explain
+            // a failure.
+            eprint!("{}", String::from_utf8_lossy(&output.stderr));
             return Err(format!(
-                "`cargo bench --bench {}` failed: {status}",
-                options.bench
+                "`cargo bench --bench {}` failed: {}",
+                options.bench, output.status
             ));
         }
         let fresh = bench_report::collect(&criterion)?
