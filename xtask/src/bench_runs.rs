@@ -195,15 +195,19 @@ fn render(
                 String::new()
             };
             let (ratio, wins) = match (&ours_median, ours) {
+                // The floor is not a peer: show what weft adds to it, as `bench-report`
+                // does.
+                (Some(o), Some(_)) if name == bench_report::FLOOR => (
+                    format!(
+                        "floor: weft adds {}",
+                        bench_report::format_time(o.median_ns - median.median_ns)
+                    ),
+                    "—".to_owned(),
+                ),
                 (Some(o), Some(ours)) if !median.is_ours() => {
                     let ratio = bench_report::format_ratio(bench_report::ratio(o, &median));
                     let (won, both) = pairwise_wins(ours, series);
-                    let wins = if name == bench_report::FLOOR {
-                        "floor".to_owned()
-                    } else {
-                        format!("{won} of {both}")
-                    };
-                    (ratio, wins)
+                    (ratio, format!("{won} of {both}"))
                 }
                 _ => ("—".to_owned(), "—".to_owned()),
             };
