@@ -288,6 +288,9 @@ impl<A: Actor> ActorRef<A> {
     /// dead letters as [`DeadLetterReason::Cancelled`]); if it passes while waiting for
     /// mailbox capacity, the message comes back in [`AskError::Timeout`].
     ///
+    /// While it waits for the reply, the caller first stays runnable for up to 20 µs (it
+    /// yields), so a quick reply does not have to wake it; then it parks.
+    ///
     /// # Errors
     ///
     /// [`AskError::SelfAsk`] at once when an actor asks itself from its own task;

@@ -51,6 +51,10 @@ use weft_sync::{Mutex, MutexGuard};
 #[non_exhaustive]
 pub enum Overflow {
     /// `tell` waits for capacity (backpressure); `try_tell` returns the message.
+    ///
+    /// A waiting sender first stays runnable for up to 20 µs (it yields, watching the
+    /// mailbox drain), then parks; either way it sends once the mailbox is down to an
+    /// eighth of its capacity, so it refills most of the mailbox per wait.
     #[default]
     Wait,
     /// `tell` and `try_tell` fail at once, returning the message to the sender.
