@@ -15,9 +15,9 @@
 
 #![allow(unreachable_pub)]
 
-#[path = "../examples/platform/app/mod.rs"]
-#[allow(dead_code)]
-mod app;
+mod common;
+
+use common::app;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};

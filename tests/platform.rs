@@ -4,9 +4,9 @@
 
 #![allow(unreachable_pub)]
 
-#[path = "../examples/platform/app/mod.rs"]
-#[allow(dead_code)]
-mod app;
+mod common;
+
+use common::{ACME, Body, GLOBEX, Http, app, metric, now_ms, settings};
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -18,101 +18,8 @@ use app::auth::TenantKey;
 use app::config::Settings;
 use http_body_util::BodyExt;
 use hyper::{Method, Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use proptest::prelude::*;
-use serde_json::{Value, json};
-
-type Body = http_body_util::Full<hyper::body::Bytes>;
-
-const ACME: &str = "acme-secret-key-1";
-const GLOBEX: &str = "globex-secret-key-2";
-
-fn settings(dir: &Path) -> Settings {
-    Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        demo: false,
-        tenants: vec![
-            TenantKey::from_key("acme", ACME).unwrap(),
-            TenantKey::from_key("globex", GLOBEX).unwrap(),
-        ],
-        max_body_bytes: 64 << 10,
-        max_batch_events: 1_000,
-        shutdown_timeout: Duration::from_secs(5),
-        ..Settings::default()
-    }
-}
-
-/// A response: status, `Retry-After` / `WWW-Authenticate` headers, body.
-#[derive(Debug)]
-struct Resp {
-    status: StatusCode,
-    retry_after: Option<String>,
-    www_auth: Option<String>,
-    content_type: Option<String>,
-    body: String,
-}
-
-impl Resp {
-    fn json(&self) -> Value {
-        serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
-    }
-}
-
-struct Http {
-    client: Client<hyper_util::client::legacy::connect::HttpConnector, Body>,
-    base: String,
-}
-
-impl Http {
-    fn new(addr: SocketAddr) -> Self {
-        Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-            base: format!("http://{addr}"),
-        }
-    }
-
-    async fn call(&self, method: Method, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
-        let mut req = Request::builder()
-            .method(method)
-            .uri(format!("{}{path}", self.base));
-        if let Some(t) = token {
-            req = req.header("authorization", format!("Bearer {t}"));
-        }
-        let req = req
-            .body(Body::new(hyper::body::Bytes::copy_from_slice(body)))
-            .unwrap();
-        let res = self.client.request(req).await.unwrap();
-        let header = |n: &str| res.headers().get(n).map(|v| v.to_str().unwrap().to_owned());
-        let (status, retry_after, www_auth, content_type) = (
-            res.status(),
-            header("retry-after"),
-            header("www-authenticate"),
-            header("content-type"),
-        );
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Resp {
-            status,
-            retry_after,
-            www_auth,
-            content_type,
-            body: String::from_utf8_lossy(&body).into_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> Resp {
-        self.call(Method::GET, path, token, b"").await
-    }
-
-    async fn post(&self, path: &str, token: Option<&str>, body: &[u8]) -> Resp {
-        self.call(Method::POST, path, token, body).await
-    }
-}
-
-fn now_ms() -> i64 {
-    app::api::now_ms()
-}
+use serde_json::json;
 
 /// `n` NDJSON events of `metric` at `ts` with `route` alternating /a, /b.
 fn ndjson(metric: &str, ts: i64, n: usize) -> String {
@@ -129,10 +36,7 @@ fn ndjson(metric: &str, ts: i64, n: usize) -> String {
 }
 
 async fn started(dir: &Path, tweak: impl FnOnce(&mut Settings)) -> (app::Running, Http) {
-    let mut s = settings(dir);
-    tweak(&mut s);
-    let running = app::start(s).await.unwrap();
-    running.app.engine.ready().await.unwrap();
+    let running = common::start(dir, tweak).await;
     let http = Http::new(running.addr);
     (running, http)
 }
@@ -744,23 +648,20 @@ async fn acknowledged_events_survive_sigkill_exactly_once() {
         }
     };
     let killer = async {
-        // Kill once some batches are acknowledged (a condition, not a sleep).
-        loop {
-            let m = http.get("/metrics", None).await;
-            if m.body.contains("weft_ingest_events_accepted_total") {
-                let n: f64 = m
-                    .body
-                    .lines()
-                    .find_map(|l| l.strip_prefix("weft_ingest_events_accepted_total "))
-                    .unwrap()
-                    .parse()
-                    .unwrap();
-                if n >= (20 * BATCH) as f64 {
+        // Kill once some batches are acknowledged (a condition, not a sleep); a sender
+        // that stopped early fails the test here instead of hanging it.
+        tokio::time::timeout(Duration::from_secs(60), async {
+            loop {
+                let m = http.get("/metrics", None).await;
+                let accepted = metric(&m.body, "weft_ingest_events_accepted_total");
+                if accepted.is_some_and(|n| n >= (20 * BATCH) as f64) {
                     break;
                 }
+                tokio::task::yield_now().await;
             }
-            tokio::task::yield_now().await;
-        }
+        })
+        .await
+        .expect("the server never acknowledged 20 batches");
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
     };

@@ -4,21 +4,16 @@
 
 #![allow(unreachable_pub)]
 
-#[path = "../examples/platform/app/mod.rs"]
-#[allow(dead_code)]
-mod app;
+mod common;
+
+use common::{ACME, GLOBEX, Http, app, metric, now_ms};
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use app::auth::TenantKey;
-use app::config::Settings;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::BodyExt;
-use hyper::{Request, StatusCode};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
+use hyper::StatusCode;
 use serde_json::{Value, json};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
@@ -26,49 +21,24 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-const ACME: &str = "acme-secret-key-1";
-const GLOBEX: &str = "globex-secret-key-2";
 /// How long any awaited condition may take before the test fails.
 const PATIENCE: Duration = Duration::from_secs(20);
 
-fn settings(dir: &Path) -> Settings {
-    Settings {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.to_path_buf(),
-        demo: false,
-        tenants: vec![
-            TenantKey::from_key("acme", ACME).unwrap(),
-            TenantKey::from_key("globex", GLOBEX).unwrap(),
-        ],
-        max_body_bytes: 1 << 20,
-        max_batch_events: 10_000,
-        shutdown_timeout: Duration::from_secs(30),
-        ..Settings::default()
-    }
-}
-
 async fn started(dir: &Path) -> app::Running {
-    let running = app::start(settings(dir)).await.unwrap();
-    running.app.engine.ready().await.unwrap();
-    running
-}
-
-fn now_ms() -> i64 {
-    app::api::now_ms()
+    common::start(dir, |s| {
+        s.max_body_bytes = 1 << 20;
+        s.max_batch_events = 10_000;
+        s.shutdown_timeout = Duration::from_secs(30);
+    })
+    .await
 }
 
 /// Posts NDJSON events and checks they were accepted.
 async fn ingest(addr: SocketAddr, body: String) {
-    let client: Client<_, http_body_util::Full<hyper::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let req = Request::post(format!("http://{addr}/v1/events?wait=true"))
-        .header("authorization", format!("Bearer {ACME}"))
-        .body(http_body_util::Full::new(hyper::body::Bytes::from(body)))
-        .unwrap();
-    let res = client.request(req).await.unwrap();
-    let status = res.status();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let r = Http::new(addr)
+        .post("/v1/events?wait=true", Some(ACME), body.as_bytes())
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 }
 
 /// `n` events of `metric` at `ts`, `entity` taking `groups` values.
@@ -223,8 +193,7 @@ async fn subscribe_receives_partial_then_final_results() {
     let p99 = p99.as_f64().or(p99["value"].as_f64()).unwrap();
     assert!((39.0..=41.0).contains(&p99), "{fin}");
     // Later finals repeat nothing: the closed window is reported exactly once.
-    let (next_partial, between) = until(&mut ws, |v| is_update(v, "q1", "partial")).await;
-    let _ = next_partial;
+    let (_, between) = until(&mut ws, |v| is_update(v, "q1", "partial")).await;
     assert!(
         between
             .iter()
@@ -507,13 +476,8 @@ async fn a_client_that_never_reads_costs_one_buffered_round_per_subscription() {
     })
     .await;
     assert!(max_buffered >= 1);
-    let m = reqwest_metrics(srv.addr).await;
-    let skipped: f64 = m
-        .lines()
-        .find_map(|l| l.strip_prefix("weft_live_updates_skipped_total "))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let m = metrics_text(srv.addr).await;
+    let skipped = metric(&m, "weft_live_updates_skipped_total").unwrap();
     assert!(skipped >= (first + 20) as f64, "{m}");
     // Meanwhile a reading client on the same feed gets every round.
     let mut ws = connect(srv.addr).await;
@@ -533,15 +497,8 @@ async fn a_client_that_never_reads_costs_one_buffered_round_per_subscription() {
     srv.shutdown().await;
 }
 
-async fn reqwest_metrics(addr: SocketAddr) -> String {
-    let client: Client<_, http_body_util::Full<hyper::body::Bytes>> =
-        Client::builder(TokioExecutor::new()).build_http();
-    let res = client
-        .get(format!("http://{addr}/metrics").parse().unwrap())
-        .await
-        .unwrap();
-    let body = res.into_body().collect().await.unwrap().to_bytes();
-    String::from_utf8(body.to_vec()).unwrap()
+async fn metrics_text(addr: SocketAddr) -> String {
+    Http::new(addr).get("/metrics", None).await.body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -564,7 +521,7 @@ async fn two_connections_on_one_query_share_one_feed() {
     .await;
     let st = srv.app.live.status();
     assert_eq!((st.connections, st.subscriptions, st.feeds), (2, 2, 1));
-    let m = reqwest_metrics(srv.addr).await;
+    let m = metrics_text(srv.addr).await;
     for line in [
         "weft_live_feeds 1",
         "weft_live_connections 2",

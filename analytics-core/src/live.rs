@@ -111,12 +111,13 @@ impl Engine {
             let mut final_through = i64::MIN;
             loop {
                 iv.tick().await;
+                // First: a feed nobody listens to still ends with its engine.
+                let Some(inner) = weak.upgrade() else { break };
                 if out.subscriber_count() == 0 {
                     // Nobody to tell yet (the first tick fires before the caller has
                     // subscribed): a round now would spend its finals on no one.
                     continue;
                 }
-                let Some(inner) = weak.upgrade() else { break };
                 match round(&inner, &query, interval, &mut final_through).await {
                     Ok(updates) => {
                         drop(inner);

@@ -23,8 +23,8 @@ use crate::event::{Event, SeriesKey, hash_one, key_matches, key_of};
 use crate::log::{CellLog, ClosedCell};
 use crate::metrics::Counters;
 use crate::query::Query;
-use crate::store::group_of;
-use crate::window::{Closed, Ctx, SeriesWindows, WindowSpec, pane_of};
+use crate::store::{bucket_of, group_of};
+use crate::window::{Closed, Ctx, SeriesWindows, WindowSpec};
 
 /// An event the late policy sent to the late stream.
 ///
@@ -191,7 +191,7 @@ impl Shard {
             lateness: cfg.lateness,
             agg: &cfg.agg,
         };
-        let mut cells = Vec::new();
+        let mut cells = Vec::with_capacity(LOG_CHUNK);
         let mut closed = 0;
         let mut next = i64::MAX;
         let mut idle = 0;
@@ -215,7 +215,8 @@ impl Shard {
                 });
                 if cells.len() == LOG_CHUNK {
                     closed += cells.len();
-                    self.log.push(Arc::new(std::mem::take(&mut cells)));
+                    let chunk = std::mem::replace(&mut cells, Vec::with_capacity(LOG_CHUNK));
+                    self.log.push(Arc::new(chunk));
                 }
             }
             next = next.min(s.windows.deadline(&ctx));
@@ -256,7 +257,6 @@ impl Shard {
         );
     }
 
-    /// The open windows' partial aggregates matching `q`.
     /// The open windows matching `q`, folded here by (group, bucket) into aggregates
     /// that keep only what the query reads (a tumbling window's pane is merged in
     /// place, never copied whole): the caller merges one partial per shard.
@@ -275,10 +275,7 @@ impl Shard {
                     if start < q.from || start >= q.to {
                         return;
                     }
-                    let (bs, be) = match q.step {
-                        Some(step) => (pane_of(start, step), pane_of(start, step) + step),
-                        None => (start, end),
-                    };
+                    let (bs, be) = bucket_of(q, start, end);
                     let i = *at.entry((group.clone(), bs)).or_insert_with(|| {
                         out.push(Partial {
                             group: group.iter().map(|g| CompactString::from(*g)).collect(),

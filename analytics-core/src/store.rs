@@ -309,10 +309,7 @@ impl WindowStore {
                         continue;
                     }
                 }
-                let (bs, be) = match q.step {
-                    Some(step) => (pane_of(start, step), pane_of(start, step) + step),
-                    None => (start, *end),
-                };
+                let (bs, be) = bucket_of(q, start, *end);
                 rows.push((group.clone(), bs, be, agg));
             }
         }
@@ -334,6 +331,18 @@ impl WindowStore {
 
 /// One cell for [`fold`]: its group, bucket bounds and aggregate.
 pub(crate) type Row<'s> = (SmallVec<[&'s str; 2]>, i64, i64, &'s WindowAggregate);
+
+/// The bucket a window `[start, end)` falls in for `q`: its step's pane, or the window
+/// itself without a step.
+pub(crate) fn bucket_of(q: &Query, start: i64, end: i64) -> (i64, i64) {
+    match q.step {
+        Some(step) => {
+            let pane = pane_of(start, step);
+            (pane, pane + step)
+        }
+        None => (start, end),
+    }
+}
 
 /// The group of a series for `q`.
 pub(crate) fn group_of<'s>(q: &Query, key: &'s SeriesKey) -> SmallVec<[&'s str; 2]> {

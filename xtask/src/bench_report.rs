@@ -603,22 +603,24 @@ fn render_metrics(metrics: &[Metric]) -> String {
 /// The section of a pattern that has extra measurements but no criterion timings (the
 /// platform's load test): heading, measured line (dated by the metrics file), the table.
 fn render_metrics_section(pattern: &str, extra: &Extra, machine: &Machine) -> String {
-    let date = extra
-        .measured
-        .map_or_else(|| machine.date.clone(), format_utc);
     format!(
-        "<!-- pattern:{pattern} -->\n\
-         ## {pattern}\n\
-         \n\
-         _Measured {date} on {}, {}._\n\
-         \n\
-         Measured by its own run (not criterion), e.g. `cargo xtask loadtest` for \
+        "{}Measured by its own run (not criterion), e.g. `cargo xtask loadtest` for \
          `platform`; rows named `target` are the goals the figures are held to.\n\
          \n\
          {}<!-- /pattern:{pattern} -->\n",
-        machine.describe(),
-        machine.rustc(),
+        section_head(pattern, extra.measured, machine),
         extra.table,
+    )
+}
+
+/// A section's opening marker, heading and "measured" line (which `section_date` reads
+/// back), dated `measured` if known, else when the report is written.
+fn section_head(pattern: &str, measured: Option<SystemTime>, machine: &Machine) -> String {
+    let date = measured.map_or_else(|| machine.date.clone(), format_utc);
+    format!(
+        "<!-- pattern:{pattern} -->\n## {pattern}\n\n_Measured {date} on {}, {}._\n\n",
+        machine.describe(),
+        machine.rustc()
     )
 }
 
@@ -738,22 +740,10 @@ fn render_section(pattern: &str, rows: &[&Measurement], machine: &Machine) -> St
     }
     workloads.sort_by(|a, b| natural_cmp(a.0, b.0));
 
-    let mut out = String::new();
-    let _ = writeln!(out, "<!-- pattern:{pattern} -->");
-    let _ = writeln!(out, "## {pattern}\n");
     // The newest estimate's time: a section regenerated from older criterion data
     // says when that data was taken, not when the report was written.
-    let date = rows
-        .iter()
-        .filter_map(|m| m.measured)
-        .max()
-        .map_or_else(|| machine.date.clone(), format_utc);
-    let _ = writeln!(
-        out,
-        "_Measured {date} on {}, {}._\n",
-        machine.describe(),
-        machine.rustc()
-    );
+    let measured = rows.iter().filter_map(|m| m.measured).max();
+    let mut out = section_head(pattern, measured, machine);
     out.push_str("| workload | implementation | median time | throughput | ratio (weft/peer) |\n");
     out.push_str("|:---|:---|---:|---:|---:|\n");
     let mut summary = Vec::new();

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::SystemTime;
 
 use crate::bench_report::{self, Measurement};
@@ -111,8 +111,7 @@ pub(crate) fn run(root: &Path, options: &Options) -> Result<(), String> {
             options.bench
         );
         let started = SystemTime::now();
-        let output = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .current_dir(root)
+        let output = crate::cargo(root)
             .args(["bench", "--bench", &options.bench, "--"])
             .args(&options.args)
             .stdout(Stdio::null())
@@ -200,7 +199,7 @@ fn render(
                 (Some(o), Some(_)) if name == bench_report::FLOOR => (
                     format!(
                         "floor: weft adds {}",
-                        bench_report::format_time(o.median_ns - median.median_ns)
+                        bench_report::format_time((o.median_ns - median.median_ns).max(0.0))
                     ),
                     "—".to_owned(),
                 ),
@@ -243,21 +242,21 @@ fn pairwise_wins(ours: &Series, peer: &Series) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| (*s).to_owned()).collect()
-    }
+    use crate::strings;
 
     #[test]
     fn parses_bench_runs_and_criterion_arguments() {
-        let o = parse_options(&args(&["actor", "--runs", "3", "--", "ask|tell"])).unwrap();
+        let o = parse_options(&strings(&["actor", "--runs", "3", "--", "ask|tell"])).unwrap();
         assert_eq!(o.bench, "actor");
         assert_eq!(o.runs, 3);
-        assert_eq!(o.args, args(&["ask|tell"]));
-        assert_eq!(parse_options(&args(&["pool"])).unwrap().runs, DEFAULT_RUNS);
-        assert!(parse_options(&args(&[])).is_err());
-        assert!(parse_options(&args(&["actor", "--runs", "0"])).is_err());
-        assert!(parse_options(&args(&["actor", "extra"])).is_err());
+        assert_eq!(o.args, strings(&["ask|tell"]));
+        assert_eq!(
+            parse_options(&strings(&["pool"])).unwrap().runs,
+            DEFAULT_RUNS
+        );
+        assert!(parse_options(&strings(&[])).is_err());
+        assert!(parse_options(&strings(&["actor", "--runs", "0"])).is_err());
+        assert!(parse_options(&strings(&["actor", "extra"])).is_err());
     }
 
     #[test]

@@ -1383,9 +1383,8 @@ fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Res
         println!("[xtask] --quick: figures not written (a smoke run)");
         return Ok(());
     }
-    let dir = crate::target_dir(root)
-        .join("criterion")
-        .join("weft-metrics");
+    // Where `bench-report` reads extra figures from (it honours `$CRITERION_HOME`).
+    let dir = crate::bench_report::criterion_dir(root).join("weft-metrics");
     std::fs::create_dir_all(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     let path = dir.join("platform.json");
     let keep = if options.http && options.ws {
@@ -1405,10 +1404,7 @@ fn report(root: &Path, options: &Options, plan: &Plan, figures: &Figures) -> Res
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| (*s).to_owned()).collect()
-    }
+    use crate::strings;
 
     #[test]
     fn options_parse() {

@@ -260,6 +260,12 @@ fn shell_quote(word: &str) -> String {
     }
 }
 
+/// The owned strings of `args`: command lines for the parsers' tests.
+#[cfg(test)]
+pub(crate) fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|s| (*s).to_owned()).collect()
+}
+
 /// A fresh temporary directory for tests, removed (with its contents) on drop.
 #[cfg(test)]
 #[derive(Debug)]

@@ -295,10 +295,7 @@ fn render_summary(outcomes: &[(Step, Outcome)], total: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn strings(args: &[&str]) -> Vec<String> {
-        args.iter().map(|s| (*s).to_owned()).collect()
-    }
+    use crate::strings;
 
     #[test]
     fn skip_accepts_lists_equals_form_and_repeats() {

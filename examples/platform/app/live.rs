@@ -340,15 +340,21 @@ impl Hub {
         Ok((feed, rx, false))
     }
 
-    /// Drops a subscription's receiver and moves its skips to the retired sum (under
-    /// the map lock, so `status` never sees the count go down). The caller drops the
-    /// feed handle after this returns (never under the lock: the feed's drop takes it).
-    fn retire(&self, rx: Receiver<Arc<Round>>) {
-        let _map = lock(&self.feeds);
-        self.retired_skipped
-            .fetch_add(rx.lagged(), Ordering::Relaxed);
-        drop(rx);
-        self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+    /// Ends a subscription and returns its id: drops its receiver and moves its skips to
+    /// the retired sum under the map lock (so `status` never sees the count go down),
+    /// then drops its feed handle outside it (the feed's drop takes the lock).
+    fn retire(&self, sub: Sub) -> String {
+        let Sub { id, rx, feed, .. } = sub;
+        {
+            let _map = lock(&self.feeds);
+            self.retired_skipped
+                .fetch_add(rx.lagged(), Ordering::Relaxed);
+            drop(rx);
+            self.subscriptions.fetch_sub(1, Ordering::Relaxed);
+        }
+        // After the lock: the last subscription's feed takes it on drop.
+        drop(feed);
+        id
     }
 
     /// The server's stats push, computed once per second for every connection that
@@ -677,10 +683,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
                     Step::Send(frames)
                 }
                 None => {
-                    let s = subs.swap_remove(i);
-                    let id = s.id.clone();
-                    hub.retire(s.rx);
-                    drop(s.feed);
+                    let id = hub.retire(subs.swap_remove(i));
                     Step::Send(vec![error_frame(
                         Some(&id),
                         "the live query ended (the server is stopping or the query failed); subscribe again",
@@ -732,8 +735,7 @@ async fn connection(app: Arc<App>, tenant: Arc<str>, mut socket: WebSocket) {
         }
     }
     for s in subs {
-        hub.retire(s.rx);
-        drop(s.feed);
+        hub.retire(s);
     }
 }
 
@@ -811,9 +813,7 @@ fn handle(
                 feed,
             };
             if let Some(i) = existing {
-                let old = std::mem::replace(&mut subs[i], sub);
-                hub.retire(old.rx);
-                drop(old.feed);
+                hub.retire(std::mem::replace(&mut subs[i], sub));
             } else {
                 subs.push(sub);
             }
@@ -821,9 +821,7 @@ fn handle(
         }
         ClientMsg::Unsubscribe { id } => match subs.iter().position(|s| s.id == id) {
             Some(i) => {
-                let old = subs.swap_remove(i);
-                hub.retire(old.rx);
-                drop(old.feed);
+                hub.retire(subs.swap_remove(i));
                 Vec::new()
             }
             None => vec![error_frame(Some(&id), "no subscription with this id")],

@@ -155,29 +155,22 @@ pub async fn render(app: &App) -> String {
         "Shards restarted by their supervisor.",
         m.shard_restarts as f64,
     );
-    p.family(
-        "weft_engine_shard_queue_depth",
-        "gauge",
-        "Batches queued in each shard's mailbox.",
-    );
-    for (i, q) in m.shard_queue.iter().enumerate() {
-        p.sample(
+    for (name, help, per_shard) in [
+        (
             "weft_engine_shard_queue_depth",
-            &[("shard", &i.to_string())],
-            *q as f64,
-        );
-    }
-    p.family(
-        "weft_engine_shard_series",
-        "gauge",
-        "Series each shard holds open windows for.",
-    );
-    for (i, n) in m.shard_series.iter().enumerate() {
-        p.sample(
+            "Batches queued in each shard's mailbox.",
+            &m.shard_queue,
+        ),
+        (
             "weft_engine_shard_series",
-            &[("shard", &i.to_string())],
-            *n as f64,
-        );
+            "Series each shard holds open windows for.",
+            &m.shard_series,
+        ),
+    ] {
+        p.family(name, "gauge", help);
+        for (i, n) in per_shard.iter().enumerate() {
+            p.sample(name, &[("shard", &i.to_string())], *n as f64);
+        }
     }
     p.one(
         "weft_engine_watermark_lag_seconds",

@@ -14,7 +14,7 @@ use crate::cell::{
 };
 use crate::dead_letter::DeadLetterReason;
 use crate::error::{AskError, SendError};
-use crate::mailbox::{Overflow, PushError, Pushed, ROOM_WAIT};
+use crate::mailbox::{Overflow, PushError, Pushed, still_yielding};
 use crate::system::System;
 
 /// A cloneable handle to a running actor of type `A`: send it messages, ask it
@@ -486,7 +486,7 @@ async fn reply<T>(mut rx: oneshot::Receiver<T>) -> Result<T, oneshot::error::Rec
     let start = std::time::Instant::now();
     std::future::poll_fn(|cx| {
         let polled = std::pin::Pin::new(&mut rx).poll(cx);
-        if polled.is_pending() && !weft_sync::IS_LOOM && start.elapsed() < ROOM_WAIT {
+        if polled.is_pending() && still_yielding(start) {
             cx.waker().wake_by_ref();
         }
         polled

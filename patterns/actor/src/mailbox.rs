@@ -216,7 +216,7 @@ impl<T, S> Mailbox<T, S> {
         // before it registers and parks. See `ROOM_WAIT`.
         let mut full_since: Option<std::time::Instant> = None;
         poll_fn(|cx| {
-            let yielding = full_since.is_some_and(|t| t.elapsed() < ROOM_WAIT);
+            let yielding = full_since.is_some_and(still_yielding);
             // A look without the lock, so a yielding sender does not contend with the
             // consumer's pops.
             if yielding && self.queued.load(Ordering::Relaxed) > self.low_mark() {
@@ -241,13 +241,8 @@ impl<T, S> Mailbox<T, S> {
                 return Poll::Ready(Ok(Pushed::Queued));
             }
             *slot = Some(m);
-            if full_since.is_none() && !weft_sync::IS_LOOM {
-                full_since = Some(std::time::Instant::now());
-                drop(st);
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            if yielding {
+            // The first look at a full lane starts the yielding.
+            if still_yielding(*full_since.get_or_insert_with(std::time::Instant::now)) {
                 drop(st);
                 cx.waker().wake_by_ref();
                 return Poll::Pending;
@@ -377,6 +372,12 @@ impl<T, S> Mailbox<T, S> {
 /// `send`. Real time, not the system's `Clock`: it bounds CPU spent, decides no
 /// outcome, and must not stand still under a manual clock.
 pub(crate) const ROOM_WAIT: std::time::Duration = std::time::Duration::from_micros(20);
+
+/// Whether a wait that began at `since` may still yield rather than park (never under
+/// loom, whose models check the parking path).
+pub(crate) fn still_yielding(since: std::time::Instant) -> bool {
+    !weft_sync::IS_LOOM && since.elapsed() < ROOM_WAIT
+}
 
 /// Releases the lock, then wakes the consumer if it was waiting: waking under the lock
 /// would let the woken task (on another worker thread) run straight into the held lock.
